@@ -1,0 +1,449 @@
+//! The piano roll: the one musical representation every other module speaks.
+//!
+//! A [`Roll`] is two binary planes over 128 MIDI pitches × `steps` sixteenth-note steps: *onset*
+//! (a note starts here) and *sustain* (a note sounds here, onset step included), plus metadata
+//! (tempo, style, program). It converts to and from a list of [`Note`]s, checks itself for
+//! orphan sustain (sound with no onset that started it) and repairs it. It knows nothing of
+//! files, tensors or devices.
+
+mod style;
+
+pub use style::{Style, UnknownStyle};
+
+/// Number of MIDI pitches, and rows of a roll.
+pub const PITCHES: usize = 128;
+/// Sixteenth-note steps in one 4/4 bar.
+pub const STEPS_PER_BAR: usize = 16;
+/// Sixteenth-note steps in one quarter note.
+pub const STEPS_PER_BEAT: usize = 4;
+/// Bars in one model window.
+pub const WINDOW_BARS: usize = 8;
+/// Steps in one model window (8 bars of 4/4).
+pub const WINDOW_STEPS: usize = WINDOW_BARS * STEPS_PER_BAR;
+/// Tempo used when a file states none (the MIDI default).
+pub const DEFAULT_TEMPO_BPM: f32 = 120.0;
+/// Velocity given to notes that come from a roll, which has no velocity plane.
+pub const DEFAULT_VELOCITY: u8 = 80;
+
+/// One note on the sixteenth-note grid. `end` is exclusive, so a note lasts `end - start` steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Note {
+    // Field order gives the derived ordering: by start, then pitch.
+    pub start: u32,
+    pub pitch: u8,
+    pub end: u32,
+    pub velocity: u8,
+}
+
+impl Note {
+    pub fn new(pitch: u8, start: u32, end: u32, velocity: u8) -> Self {
+        Note {
+            start,
+            pitch,
+            end,
+            velocity,
+        }
+    }
+
+    /// Steps the note lasts.
+    pub fn len(&self) -> u32 {
+        self.end.saturating_sub(self.start)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The note's grid position without velocity: what quantization and round trips preserve.
+    pub fn key(&self) -> (u8, u32, u32) {
+        (self.pitch, self.start, self.end)
+    }
+}
+
+/// What [`Roll::validity`] finds wrong with a roll. Rolls made from notes have none of it;
+/// rolls thresholded from a model's output may.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Validity {
+    /// Sustain cells in a run whose first cell has no onset: sound nobody started.
+    pub orphan_sustain: usize,
+    /// Onset cells with no sustain: a note of zero length.
+    pub bare_onsets: usize,
+}
+
+impl Validity {
+    pub fn is_valid(&self) -> bool {
+        self.orphan_sustain == 0 && self.bare_onsets == 0
+    }
+}
+
+/// A piano roll: onset and sustain planes, pitch-major (`plane[pitch * steps + step]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Roll {
+    steps: usize,
+    onset: Vec<bool>,
+    sustain: Vec<bool>,
+    /// Tempo in quarter notes per minute.
+    pub tempo_bpm: f32,
+    /// The style the roll belongs to or was generated in, when known.
+    pub style: Option<Style>,
+    /// General MIDI program (0 = acoustic grand piano) used on export and playback.
+    pub program: u8,
+}
+
+impl Roll {
+    /// An empty roll of `steps` sixteenth notes at the default tempo.
+    pub fn new(steps: usize) -> Self {
+        Roll {
+            steps,
+            onset: vec![false; PITCHES * steps],
+            sustain: vec![false; PITCHES * steps],
+            tempo_bpm: DEFAULT_TEMPO_BPM,
+            style: None,
+            program: 0,
+        }
+    }
+
+    /// Draws `notes` into a roll of `steps` steps. Parts of notes outside `0..steps` are cut off;
+    /// a note that starts while another of the same pitch sounds ends the earlier one, as it
+    /// would on a keyboard.
+    pub fn from_notes(notes: &[Note], steps: usize) -> Self {
+        let mut roll = Roll::new(steps);
+        for note in notes {
+            roll.add_note(*note);
+        }
+        roll
+    }
+
+    /// Draws one note (clipped to the roll; empty or out-of-range notes are ignored).
+    pub fn add_note(&mut self, note: Note) {
+        let start = note.start as usize;
+        let end = (note.end as usize).min(self.steps);
+        if start >= end || note.pitch as usize >= PITCHES {
+            return;
+        }
+        let row = note.pitch as usize * self.steps;
+        self.onset[row + start] = true;
+        self.sustain[row + start..row + end].fill(true);
+    }
+
+    /// Number of sixteenth-note steps.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Number of whole or partial 4/4 bars.
+    pub fn bars(&self) -> usize {
+        self.steps.div_ceil(STEPS_PER_BAR)
+    }
+
+    pub fn onset(&self, pitch: usize, step: usize) -> bool {
+        self.onset[pitch * self.steps + step]
+    }
+
+    pub fn sustain(&self, pitch: usize, step: usize) -> bool {
+        self.sustain[pitch * self.steps + step]
+    }
+
+    pub fn set(&mut self, pitch: usize, step: usize, onset: bool, sustain: bool) {
+        let i = pitch * self.steps + step;
+        self.onset[i] = onset;
+        self.sustain[i] = sustain;
+    }
+
+    /// The onset plane, pitch-major.
+    pub fn onset_plane(&self) -> &[bool] {
+        &self.onset
+    }
+
+    /// The sustain plane, pitch-major.
+    pub fn sustain_plane(&self) -> &[bool] {
+        &self.sustain
+    }
+
+    /// True when no note sounds anywhere.
+    pub fn is_empty(&self) -> bool {
+        !self.sustain.iter().any(|&s| s) && !self.onset.iter().any(|&o| o)
+    }
+
+    /// Number of onsets, i.e. of notes a valid roll holds.
+    pub fn note_count(&self) -> usize {
+        self.onset.iter().filter(|&&o| o).count()
+    }
+
+    /// The notes the roll holds. Every onset starts a note that lasts while sustain continues
+    /// and no new onset of the same pitch interrupts it; orphan sustain is skipped (call
+    /// [`Roll::repair`] first to keep it). Sorted by start, then pitch.
+    pub fn notes(&self) -> Vec<Note> {
+        let mut notes = Vec::new();
+        for pitch in 0..PITCHES {
+            let row = pitch * self.steps;
+            let onset = &self.onset[row..row + self.steps];
+            let sustain = &self.sustain[row..row + self.steps];
+            let mut t = 0;
+            while t < self.steps {
+                if !onset[t] {
+                    t += 1;
+                    continue;
+                }
+                let start = t;
+                t += 1;
+                while t < self.steps && sustain[t] && !onset[t] {
+                    t += 1;
+                }
+                notes.push(Note::new(
+                    pitch as u8,
+                    start as u32,
+                    t as u32,
+                    DEFAULT_VELOCITY,
+                ));
+            }
+        }
+        notes.sort_unstable();
+        notes
+    }
+
+    /// Counts what is musically impossible in the planes (see [`Validity`]).
+    pub fn validity(&self) -> Validity {
+        let mut v = Validity::default();
+        for pitch in 0..PITCHES {
+            let row = pitch * self.steps;
+            let mut started = false;
+            for t in 0..self.steps {
+                let (o, s) = (self.onset[row + t], self.sustain[row + t]);
+                if o && !s {
+                    v.bare_onsets += 1;
+                }
+                if s {
+                    started |= o;
+                    if !started {
+                        v.orphan_sustain += 1;
+                    }
+                } else {
+                    started = false;
+                }
+            }
+        }
+        v
+    }
+
+    /// Makes the roll valid and says what it fixed. A sustain run with no onset gets one at its
+    /// first step (a decoder that misses an onset has usually still drawn the note), and a bare
+    /// onset gets the one step of sustain it implies.
+    pub fn repair(&mut self) -> Validity {
+        let found = self.validity();
+        for pitch in 0..PITCHES {
+            let row = pitch * self.steps;
+            let mut prev_sustain = false;
+            for t in 0..self.steps {
+                let i = row + t;
+                if self.onset[i] {
+                    self.sustain[i] = true;
+                }
+                if self.sustain[i] && !prev_sustain {
+                    self.onset[i] = true;
+                }
+                prev_sustain = self.sustain[i];
+            }
+        }
+        found
+    }
+
+    /// The steps `start..start + len` as a new roll (zero-padded past the end), same metadata.
+    pub fn window(&self, start: usize, len: usize) -> Roll {
+        let mut out = Roll {
+            steps: len,
+            onset: vec![false; PITCHES * len],
+            sustain: vec![false; PITCHES * len],
+            ..*self
+        };
+        let avail = self.steps.saturating_sub(start).min(len);
+        for pitch in 0..PITCHES {
+            let src = pitch * self.steps + start;
+            let dst = pitch * len;
+            out.onset[dst..dst + avail].copy_from_slice(&self.onset[src..src + avail]);
+            out.sustain[dst..dst + avail].copy_from_slice(&self.sustain[src..src + avail]);
+        }
+        // A note cut at the window's left edge keeps sounding: give it an onset so the window
+        // stands on its own.
+        out.repair();
+        out
+    }
+
+    /// Start steps of every whole `len`-step window, `hop` steps apart, that contains at least
+    /// one onset. A roll shorter than `len` has none.
+    pub fn window_starts(&self, len: usize, hop: usize) -> Vec<usize> {
+        assert!(hop > 0, "window hop must be positive");
+        if self.steps < len {
+            return Vec::new();
+        }
+        // Onsets per step, summed over pitches, so each window is a range-sum lookup.
+        let mut prefix = vec![0usize; self.steps + 1];
+        for t in 0..self.steps {
+            let count = (0..PITCHES)
+                .filter(|&p| self.onset[p * self.steps + t])
+                .count();
+            prefix[t + 1] = prefix[t] + count;
+        }
+        (0..=self.steps - len)
+            .step_by(hop)
+            .filter(|&s| prefix[s + len] > prefix[s])
+            .collect()
+    }
+
+    /// Both planes as `f32` in `[plane, pitch, step]` order (plane 0 onset, 1 sustain), the
+    /// layout the model's tensors use.
+    pub fn to_planes(&self) -> Vec<f32> {
+        self.onset
+            .iter()
+            .chain(self.sustain.iter())
+            .map(|&b| if b { 1.0 } else { 0.0 })
+            .collect()
+    }
+
+    /// Reads planes laid out as [`Roll::to_planes`] writes them, a cell set where its value
+    /// exceeds `threshold`. The result may be invalid; see [`Roll::repair`].
+    pub fn from_planes(planes: &[f32], steps: usize, threshold: f32) -> Roll {
+        assert_eq!(
+            planes.len(),
+            2 * PITCHES * steps,
+            "planes must be [2, 128, steps]"
+        );
+        let mut roll = Roll::new(steps);
+        let n = PITCHES * steps;
+        for i in 0..n {
+            roll.onset[i] = planes[i] > threshold;
+            roll.sustain[i] = planes[n + i] > threshold;
+        }
+        roll
+    }
+
+    /// Lowest and highest sounding pitch, if any note sounds.
+    pub fn pitch_range(&self) -> Option<(u8, u8)> {
+        let sounding = |p: &usize| {
+            let row = p * self.steps;
+            self.sustain[row..row + self.steps].iter().any(|&s| s)
+                || self.onset[row..row + self.steps].iter().any(|&o| o)
+        };
+        let lo = (0..PITCHES).find(sounding)?;
+        let hi = (0..PITCHES).rev().find(sounding)?;
+        Some((lo as u8, hi as u8))
+    }
+
+    /// Moves every note by `semitones`; notes pushed outside 0..=127 are dropped.
+    pub fn transposed(&self, semitones: i32) -> Roll {
+        let mut out = Roll {
+            onset: vec![false; PITCHES * self.steps],
+            sustain: vec![false; PITCHES * self.steps],
+            ..*self
+        };
+        for pitch in 0..PITCHES {
+            let target = pitch as i32 + semitones;
+            if !(0..PITCHES as i32).contains(&target) {
+                continue;
+            }
+            let (src, dst) = (pitch * self.steps, target as usize * self.steps);
+            out.onset[dst..dst + self.steps].copy_from_slice(&self.onset[src..src + self.steps]);
+            out.sustain[dst..dst + self.steps]
+                .copy_from_slice(&self.sustain[src..src + self.steps]);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(pitch: u8, start: u32, end: u32) -> Note {
+        Note::new(pitch, start, end, DEFAULT_VELOCITY)
+    }
+
+    #[test]
+    fn notes_round_trip() {
+        let notes = vec![n(60, 0, 4), n(64, 0, 4), n(67, 4, 5), n(60, 4, 16)];
+        let roll = Roll::from_notes(&notes, 16);
+        let mut expected = notes.clone();
+        expected.sort_unstable();
+        assert_eq!(roll.notes(), expected);
+        assert!(roll.validity().is_valid());
+    }
+
+    #[test]
+    fn repeated_pitch_is_two_notes() {
+        let roll = Roll::from_notes(&[n(60, 0, 2), n(60, 2, 4)], 8);
+        assert_eq!(roll.notes(), vec![n(60, 0, 2), n(60, 2, 4)]);
+    }
+
+    #[test]
+    fn overlapping_same_pitch_truncates_the_earlier() {
+        let roll = Roll::from_notes(&[n(60, 0, 8), n(60, 4, 6)], 8);
+        assert_eq!(roll.notes(), vec![n(60, 0, 4), n(60, 4, 8)]);
+    }
+
+    #[test]
+    fn notes_are_clipped_to_the_roll() {
+        let roll = Roll::from_notes(&[n(60, 14, 40), n(61, 20, 30), n(62, 3, 3)], 16);
+        assert_eq!(roll.notes(), vec![n(60, 14, 16)]);
+    }
+
+    #[test]
+    fn orphan_sustain_is_counted_and_repaired() {
+        let mut roll = Roll::new(8);
+        for t in 2..5 {
+            roll.set(40, t, false, true);
+        }
+        roll.set(41, 6, true, false);
+        let v = roll.validity();
+        assert_eq!(
+            v,
+            Validity {
+                orphan_sustain: 3,
+                bare_onsets: 1
+            }
+        );
+        assert_eq!(roll.repair(), v);
+        assert!(roll.validity().is_valid());
+        assert_eq!(roll.notes(), vec![n(40, 2, 5), n(41, 6, 7)]);
+    }
+
+    #[test]
+    fn sustain_continuing_after_an_onset_is_not_orphan() {
+        let mut roll = Roll::new(8);
+        roll.set(50, 1, true, true);
+        roll.set(50, 2, false, true);
+        roll.set(50, 3, true, true);
+        roll.set(50, 4, false, true);
+        assert!(roll.validity().is_valid());
+        assert_eq!(roll.notes(), vec![n(50, 1, 3), n(50, 3, 5)]);
+    }
+
+    #[test]
+    fn windows_cut_notes_and_stay_valid() {
+        let roll = Roll::from_notes(&[n(60, 0, 20), n(62, 40, 41)], 48);
+        let w = roll.window(16, 32);
+        assert!(w.validity().is_valid());
+        assert_eq!(w.notes(), vec![n(60, 0, 4), n(62, 24, 25)]);
+        assert_eq!(roll.window_starts(16, 16), vec![0, 32]);
+        assert!(roll.window_starts(64, 16).is_empty());
+        assert!(Roll::new(64).window_starts(16, 16).is_empty());
+    }
+
+    #[test]
+    fn planes_round_trip() {
+        let roll = Roll::from_notes(&[n(0, 0, 3), n(127, 5, 8)], 8);
+        let planes = roll.to_planes();
+        assert_eq!(planes.len(), 2 * PITCHES * 8);
+        assert_eq!(planes[0], 1.0);
+        assert_eq!(planes[PITCHES * 8 + 2], 1.0);
+        assert_eq!(Roll::from_planes(&planes, 8, 0.5), roll);
+    }
+
+    #[test]
+    fn transposition_drops_notes_off_the_keyboard() {
+        let roll = Roll::from_notes(&[n(126, 0, 2), n(60, 0, 2)], 4);
+        let up = roll.transposed(3);
+        assert_eq!(up.notes(), vec![n(63, 0, 2)]);
+        assert_eq!(roll.transposed(-60).notes(), vec![n(0, 0, 2), n(66, 0, 2)]);
+        assert_eq!(roll.pitch_range(), Some((60, 126)));
+    }
+}

@@ -1,0 +1,111 @@
+//! The `diffroll` binary end to end: render to PNG and MIDI, and corpus scanning.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn diffroll(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_diffroll"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("diffroll runs")
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/midi")
+}
+
+#[test]
+fn render_png_is_a_picture_of_the_roll() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixtures().join("chorale/bach__bwv332.mid");
+    let out = diffroll(
+        &["render", input.to_str().unwrap(), "-o", "roll.png"],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(dir.path().join("roll.png")).unwrap(),
+    ));
+    let reader = decoder.read_info().unwrap();
+    let info = reader.info();
+    let song = diffroll::midi::read_file(&input).unwrap();
+    // Width: keyboard plus whole pixels per step; height: whole octaves of 4-pixel rows.
+    assert!(info.width as usize > song.steps as usize);
+    assert_eq!(info.height % (12 * 4), 0);
+}
+
+#[test]
+fn render_mid_twice_gives_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    for style in ["chorale", "folk", "polyphony", "classical"] {
+        let input = std::fs::read_dir(fixtures().join(style))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let first = diffroll(
+            &["render", input.to_str().unwrap(), "-o", "a.mid"],
+            dir.path(),
+        );
+        assert!(first.status.success());
+        let second = diffroll(&["render", "a.mid", "-o", "b.mid"], dir.path());
+        assert!(second.status.success());
+        let a = diffroll::midi::read_file(&dir.path().join("a.mid")).unwrap();
+        let b = diffroll::midi::read_file(&dir.path().join("b.mid")).unwrap();
+        assert_eq!(a.notes, b.notes, "{style}");
+        let source = diffroll::midi::read_file(&input).unwrap();
+        assert_eq!(a.to_roll().notes(), source.to_roll().notes(), "{style}");
+    }
+}
+
+#[test]
+fn data_scans_styles_windows_and_rejections() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("corpus");
+    for entry in walkdir::WalkDir::new(fixtures()) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(fixtures()).unwrap();
+        let target = root.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+    std::fs::write(root.join("folk/broken.mid"), b"MThd\0\0\0\x06\0\x01").unwrap();
+    std::fs::write(root.join("folk/notes.txt"), b"not midi").unwrap();
+    let out = diffroll(&["data", root.to_str().unwrap()], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("rejected"), "{stdout}");
+    assert!(stdout.contains("broken.mid"), "{stdout}");
+    // The 6-bar folk fixture is too short for an 8-bar window.
+    assert!(
+        stdout.contains("4 files read, 2 rejected, 1 other files skipped"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("6 bars long; at least 8 are needed"),
+        "{stdout}"
+    );
+
+    let corpus = diffroll::train::corpus::scan(&root, 16).unwrap();
+    for (style, summary) in corpus.summary() {
+        assert!(style.is_some());
+        assert_eq!(summary.files, 1, "{stdout}");
+        assert!(summary.windows > 0);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(style.unwrap().name()))
+            .unwrap();
+        assert!(line.contains(&format!(" {} ", summary.windows)), "{line}");
+    }
+}

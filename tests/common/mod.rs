@@ -1,0 +1,113 @@
+//! Hand-assembled Standard MIDI Files, byte by byte, so tests can build exactly the quirks
+//! (running status, SMPTE, broken lengths) that a friendly writer would never produce.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// A MIDI variable-length quantity.
+pub fn vlq(mut n: u32) -> Vec<u8> {
+    let mut out = vec![(n & 0x7f) as u8];
+    n >>= 7;
+    while n > 0 {
+        out.insert(0, (n & 0x7f) as u8 | 0x80);
+        n >>= 7;
+    }
+    out
+}
+
+pub fn chunk(id: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut out = id.to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// A header chunk; `division` is the raw 16-bit field (ticks per quarter, or SMPTE).
+pub fn header(format: u16, tracks: u16, division: u16) -> Vec<u8> {
+    let mut body = format.to_be_bytes().to_vec();
+    body.extend_from_slice(&tracks.to_be_bytes());
+    body.extend_from_slice(&division.to_be_bytes());
+    chunk(b"MThd", &body)
+}
+
+/// A whole file from track bodies (each body's bytes without the MTrk header).
+pub fn smf(format: u16, division: u16, tracks: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = header(format, tracks.len() as u16, division);
+    for t in tracks {
+        out.extend(chunk(b"MTrk", t));
+    }
+    out
+}
+
+/// Builds one track body: events with delta times, End of Track appended by `end`.
+#[derive(Default, Clone)]
+pub struct Track(pub Vec<u8>);
+
+impl Track {
+    pub fn new() -> Self {
+        Track(Vec::new())
+    }
+    /// Raw event bytes after a delta (status byte included or not, for running status).
+    pub fn raw(mut self, delta: u32, bytes: &[u8]) -> Self {
+        self.0.extend(vlq(delta));
+        self.0.extend_from_slice(bytes);
+        self
+    }
+    pub fn on(self, delta: u32, channel: u8, key: u8, vel: u8) -> Self {
+        self.raw(delta, &[0x90 | channel, key, vel])
+    }
+    pub fn off(self, delta: u32, channel: u8, key: u8) -> Self {
+        self.raw(delta, &[0x80 | channel, key, 64])
+    }
+    pub fn program(self, delta: u32, channel: u8, program: u8) -> Self {
+        self.raw(delta, &[0xC0 | channel, program])
+    }
+    pub fn tempo(self, delta: u32, bpm: u32) -> Self {
+        let us = 60_000_000 / bpm;
+        self.raw(
+            delta,
+            &[
+                0xFF,
+                0x51,
+                0x03,
+                (us >> 16) as u8,
+                (us >> 8) as u8,
+                us as u8,
+            ],
+        )
+    }
+    pub fn time_sig(self, delta: u32, num: u8, den_pow2: u8) -> Self {
+        self.raw(delta, &[0xFF, 0x58, 0x04, num, den_pow2, 24, 8])
+    }
+    pub fn end(self, delta: u32) -> Vec<u8> {
+        self.raw(delta, &[0xFF, 0x2F, 0x00]).0
+    }
+}
+
+/// Corpus files the tests read: the committed fixtures always, plus `../shared/corpus/val`
+/// (or `$DIFFROLL_CORPUS/val`) when that folder exists on this machine.
+pub fn corpus_files() -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![root.join("tests/data/midi")];
+    let shared = std::env::var_os("DIFFROLL_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/corpus"));
+    if shared.join("val").is_dir() {
+        dirs.push(shared.join("val"));
+    } else {
+        eprintln!(
+            "note: {} not found; round trips run on the committed fixtures only",
+            shared.join("val").display()
+        );
+    }
+    let mut files = Vec::new();
+    for dir in dirs {
+        for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+            let entry = entry.expect("readable test corpus");
+            if entry.path().extension().is_some_and(|e| e == "mid") {
+                files.push(entry.into_path());
+            }
+        }
+    }
+    files
+}
