@@ -4,9 +4,12 @@
 //! → MIDI, audio, pictures ([`render`]) and the app. The CLI ([`cli`]) and the GUI are thin
 //! front ends over this library.
 
+pub mod audio;
 pub mod cli;
+pub mod device;
 pub mod fsutil;
 pub mod midi;
+pub mod model;
 pub mod render;
 pub mod roll;
 pub mod train;

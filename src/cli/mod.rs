@@ -1,8 +1,12 @@
 //! The command line: clap definitions and one function per command. Commands only parse
 //! arguments, call the library and report; the work lives in the library modules.
 
+mod bench;
 mod data;
+pub mod generate;
+mod play;
 mod render;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -20,11 +24,20 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Draw a MIDI file's piano roll as a PNG, or re-export its notes quantized to 16ths as MIDI.
+    /// Draw a MIDI file's piano roll as a PNG, re-export its notes quantized to 16ths as MIDI,
+    /// or render it to a WAV file (built-in synth or --soundfont).
     Render(render::RenderArgs),
+    /// Play a MIDI file: built-in synth, --soundfont, --midi-out PORT or a --virtual port.
+    Play(play::PlayArgs),
     /// Scan a corpus folder (<root>/<style>/*.mid): files read, files rejected and why,
     /// 8-bar windows per style.
     Data(data::DataArgs),
+    /// Generate eight-bar pieces as MIDI (and PNG) files.
+    Generate(generate::GenerateArgs),
+    /// Train a model: `train autoencoder`, then `train diffusion`.
+    Train(train::TrainArgs),
+    /// Time the model on this machine: parameters, FLOPs, UNet step, decode, 8 bars end to end.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs one command. Errors carry the file they concern and read as one line with `{:#}`.
@@ -32,6 +45,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Render(args) => render::run(args),
         Command::Data(args) => data::run(args),
+        Command::Play(args) => play::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Train(args) => train::run(args),
     }
 }
 
@@ -40,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 enum OutputKind {
     Png,
     Midi,
+    Wav,
 }
 
 fn output_kind(path: &std::path::Path) -> anyhow::Result<OutputKind> {
@@ -50,8 +68,9 @@ fn output_kind(path: &std::path::Path) -> anyhow::Result<OutputKind> {
     match ext.as_deref() {
         Some("png") => Ok(OutputKind::Png),
         Some("mid" | "midi") => Ok(OutputKind::Midi),
+        Some("wav") => Ok(OutputKind::Wav),
         _ => anyhow::bail!(
-            "{}: cannot tell the output format from the file name; use .png or .mid",
+            "{}: cannot tell the output format from the file name; use .png, .mid or .wav",
             path.display()
         ),
     }
@@ -60,4 +79,21 @@ fn output_kind(path: &std::path::Path) -> anyhow::Result<OutputKind> {
 /// Shown in messages: the path as the user typed it.
 fn shown(path: &std::path::Path) -> String {
     path.display().to_string()
+}
+
+/// `--device`, shared by every command that runs the model.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeviceArgs {
+    /// Compute device: auto (a real GPU through wgpu if present, else the CPU), cpu or gpu.
+    #[arg(long, default_value = "auto")]
+    pub device: crate::device::DeviceRequest,
+}
+
+impl DeviceArgs {
+    /// Resolves the device and says which one is used, on stderr so stdout stays clean.
+    pub fn choose(&self) -> anyhow::Result<crate::device::Chosen> {
+        let chosen = crate::device::choose(self.device)?;
+        eprintln!("device: {}", chosen.description);
+        Ok(chosen)
+    }
 }

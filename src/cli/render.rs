@@ -11,14 +11,22 @@ use crate::{midi, render};
 pub struct RenderArgs {
     /// MIDI file to read.
     pub input: PathBuf,
-    /// Output file: .png for a picture of the piano roll, .mid for the quantized notes.
+    /// Output file: .png for a picture of the piano roll, .mid for the quantized notes, .wav
+    /// for audio (44.1 kHz stereo 16-bit).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// For .wav: play through this SoundFont (an .sf2 file, or the name of an installed one)
+    /// instead of the built-in synth.
+    #[arg(long, value_name = "F")]
+    pub soundfont: Option<PathBuf>,
 }
 
 pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     // Decide the format first so a typo in the name costs nothing.
     let kind = output_kind(&args.output)?;
+    if args.soundfont.is_some() && kind != OutputKind::Wav {
+        anyhow::bail!("--soundfont applies to .wav output only");
+    }
     let song = midi::read_file(&args.input).with_context(|| shown(&args.input))?;
     let roll = song.to_roll();
     let bytes = match kind {
@@ -30,6 +38,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
                 .map_or_else(|| "diffroll".into(), |s| s.to_string_lossy().into_owned());
             midi::write_roll(&roll, &name)
         }
+        OutputKind::Wav => super::play::render_wav(&song, args.soundfont.as_deref())?,
     };
     atomic_write(&args.output, &bytes).with_context(|| shown(&args.output))?;
     eprintln!(

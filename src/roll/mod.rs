@@ -6,8 +6,10 @@
 //! orphan sustain (sound with no onset that started it) and repairs it. It knows nothing of
 //! files, tensors or devices.
 
+mod compare;
 mod style;
 
+pub use compare::Counts;
 pub use style::{Style, UnknownStyle};
 
 /// Number of MIDI pitches, and rows of a roll.

@@ -33,6 +33,16 @@ impl Style {
         self as usize
     }
 
+    /// A tempo that suits the style, for files that state none: chorales walk, folk dances.
+    pub fn default_tempo(self) -> f32 {
+        match self {
+            Style::Chorale => 76.0,
+            Style::Polyphony => 88.0,
+            Style::Classical => 108.0,
+            Style::Folk => 112.0,
+        }
+    }
+
     pub fn from_index(i: usize) -> Option<Style> {
         Style::ALL.get(i).copied()
     }

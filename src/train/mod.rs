@@ -1,5 +1,11 @@
-//! From a folder of MIDI files to training data: corpus scanning (which files read, which are
-//! rejected and why, how many 8-bar windows each style has). Training loops, fine-tuning and
-//! checkpoints build on this.
+//! From a folder of MIDI files to trained models: corpus scanning, training windows with
+//! transposition, the autoencoder and diffusion training loops, checkpoints that resume
+//! exactly, and progress reporting. Nothing here blocks a GUI thread: callers run it on a
+//! worker and watch it through [`run::Control`].
 
+pub mod autoencoder;
+pub mod checkpoint;
 pub mod corpus;
+pub mod dataset;
+pub mod diffusion;
+pub mod run;

@@ -1,0 +1,124 @@
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::DeviceArgs;
+use crate::fsutil::atomic_write;
+use crate::model::{GenerateRequest, Pipeline, SamplerKind};
+use crate::roll::Style;
+use crate::{midi, render};
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Model folder.
+    #[arg(long, default_value = "models/base")]
+    pub model: PathBuf,
+    /// Number of eight-bar pieces.
+    #[arg(long, short = 'n', default_value_t = 1)]
+    pub count: usize,
+    /// Random seed; the same seed and settings give byte-identical files. Random if omitted.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Sampler steps (default: the model's recommendation).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// ddim or dpm (default: the model's recommendation).
+    #[arg(long)]
+    pub sampler: Option<SamplerKind>,
+    /// chorale, polyphony, classical or folk; without it each piece's style is drawn in
+    /// proportion to the training data.
+    #[arg(long)]
+    pub style: Option<Style>,
+    /// Classifier-free guidance scale (1 = off; default: the model's recommendation).
+    #[arg(long)]
+    pub guidance: Option<f32>,
+    /// Tempo in BPM written to the files (default: typical for the style).
+    #[arg(long)]
+    pub tempo: Option<f32>,
+    /// Output folder.
+    #[arg(long, short = 'o', default_value = "generated")]
+    pub out: PathBuf,
+    /// Also draw each piece as a PNG beside its MIDI file.
+    #[arg(long)]
+    pub png: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// Finds the model folder: as given, or for the default `models/base`, the one shipped with
+/// this checkout.
+pub fn resolve_model(path: &Path) -> PathBuf {
+    if path.exists() || path != Path::new("models/base") {
+        return path.to_path_buf();
+    }
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if shipped.exists() {
+        shipped
+    } else {
+        path.to_path_buf()
+    }
+}
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.count > 0, "--count must be at least 1");
+    let chosen = args.device.choose()?;
+    let model_dir = resolve_model(&args.model);
+    let pipeline = Pipeline::load(&model_dir, &chosen.device)?;
+    let defaults = pipeline.card.defaults.clone();
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64 % 1_000_000)
+    });
+    let request = GenerateRequest {
+        count: args.count,
+        seed,
+        steps: args.steps.unwrap_or(defaults.steps),
+        sampler: args.sampler.unwrap_or(defaults.sampler),
+        style: args.style,
+        guidance: args.guidance.unwrap_or(defaults.guidance),
+        tempo_bpm: args.tempo.unwrap_or(0.0),
+    };
+    let started = Instant::now();
+    let generated = pipeline.generate(&request, None, None)?;
+    let secs = started.elapsed().as_secs_f64();
+    std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
+    for (i, (mut roll, orphans)) in generated
+        .rolls
+        .into_iter()
+        .zip(generated.orphans)
+        .enumerate()
+    {
+        let style = roll.style.unwrap_or(Style::Folk);
+        if args.tempo.is_none() {
+            roll.tempo_bpm = style.default_tempo();
+        }
+        let stem = format!("{}-{seed}-{:02}", style.name(), i + 1);
+        let mid = args.out.join(format!("{stem}.mid"));
+        atomic_write(&mid, &midi::write_roll(&roll, &stem))
+            .with_context(|| mid.display().to_string())?;
+        if args.png {
+            let png = args.out.join(format!("{stem}.png"));
+            let bars = midi::bar_starts(&[], roll.steps() as u32);
+            atomic_write(&png, &render::draw(&roll, &bars).to_png())
+                .with_context(|| png.display().to_string())?;
+        }
+        let repaired = if orphans > 0 {
+            format!(", {orphans} orphan cells repaired")
+        } else {
+            String::new()
+        };
+        println!(
+            "{}: {} notes, {style}{repaired}",
+            mid.display(),
+            roll.note_count()
+        );
+    }
+    eprintln!(
+        "{} piece(s), seed {seed}, {} {} steps, guidance {}, in {:.2} s",
+        args.count, request.sampler, request.steps, request.guidance, secs
+    );
+    Ok(())
+}

@@ -1,0 +1,252 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::DeviceArgs;
+use crate::model::{AutoencoderConfig, UNetConfig};
+use crate::train::autoencoder::{self, AutoencoderRun, AutoencoderTraining};
+use crate::train::diffusion::{self, DiffusionRun, DiffusionTraining};
+use crate::train::run::{Control, Outcome, Progress};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(subcommand)]
+    pub stage: Stage,
+}
+
+/// Settings every training stage takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Training corpus: <dir>/<style>/*.mid.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Model folder to write (card, weights, checkpoint/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue from <out>/checkpoint exactly where it stopped.
+    #[arg(long)]
+    pub resume: bool,
+    /// Total optimizer steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Save a checkpoint every N steps (always also on Ctrl-C and at the end).
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// Stop (with a checkpoint) after this many minutes; `--resume` continues.
+    #[arg(long)]
+    pub minutes: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Stage {
+    /// Train the roll ⇄ latent autoencoder.
+    Autoencoder {
+        #[command(flatten)]
+        common: Common,
+        /// Held-out corpus for onset/frame F1 (e.g. ../shared/corpus/val).
+        #[arg(long)]
+        val: Option<PathBuf>,
+        /// Channels per resolution, comma-separated (each extra entry halves the size).
+        #[arg(long, value_delimiter = ',')]
+        channels: Option<Vec<usize>>,
+        #[arg(long)]
+        latent_channels: Option<usize>,
+    },
+    /// Train the denoising UNet on a trained autoencoder's latents.
+    Diffusion {
+        #[command(flatten)]
+        common: Common,
+        /// Model folder holding the trained autoencoder.
+        #[arg(long)]
+        autoencoder: PathBuf,
+        #[arg(long)]
+        base_channels: Option<usize>,
+    },
+}
+
+fn progress_bar(total: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps  loss {msg}  [{elapsed_precise}, ETA {eta_precise}]",
+        )
+        .expect("valid template"),
+    );
+    bar
+}
+
+/// Ctrl-C raises the flag once (the loop then checkpoints and returns); a second one exits.
+fn stop_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    let installed = ctrlc::set_handler(move || {
+        if handler_flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping: saving a checkpoint (Ctrl-C again to quit at once)");
+    });
+    if let Err(e) = installed {
+        tracing::warn!("Ctrl-C will not checkpoint: {e}");
+    }
+    flag
+}
+
+fn report(outcome: &Outcome, out: &std::path::Path) {
+    let metrics: Vec<String> = outcome
+        .metrics
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect();
+    if outcome.finished {
+        eprintln!(
+            "done: {} steps in {:.2} h; {}; model in {}",
+            outcome.step,
+            outcome.elapsed.as_secs_f64() / 3600.0,
+            metrics.join(", "),
+            out.display()
+        );
+    } else {
+        eprintln!(
+            "stopped at step {}/{}; checkpoint in {}; continue with --resume",
+            outcome.step,
+            outcome.total,
+            crate::train::checkpoint::dir_of(out).display()
+        );
+    }
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let common = match &args.stage {
+        Stage::Autoencoder { common, .. } | Stage::Diffusion { common, .. } => common,
+    };
+    let chosen = common.device.choose()?;
+    let stop = stop_flag();
+    let time_limit = common.minutes.map(|m| Duration::from_secs_f64(m * 60.0));
+    let mut bar: Option<ProgressBar> = None;
+    let mut on_progress = |p: &Progress| {
+        let bar = bar.get_or_insert_with(|| progress_bar(p.total));
+        bar.set_position(p.step as u64);
+        bar.set_message(format!("{:.4}  {:.1} samples/s", p.loss, p.samples_per_sec));
+        if bar.is_hidden() {
+            // Not a terminal (a log file, CI): plain lines instead of a bar.
+            if p.step.is_multiple_of(50) || p.message.is_some() {
+                let eta = bar.eta().as_secs_f64() / 60.0;
+                eprintln!(
+                    "step {}/{}  loss {:.4}  {:.1} samples/s  ETA {eta:.0} min",
+                    p.step, p.total, p.loss, p.samples_per_sec
+                );
+            }
+        }
+        if let Some(m) = &p.message {
+            bar.println(m);
+        }
+    };
+    let control = Control {
+        stop: &stop,
+        time_limit,
+        on_progress: &mut on_progress,
+    };
+    match args.stage {
+        Stage::Autoencoder {
+            common,
+            val,
+            channels,
+            latent_channels,
+        } => {
+            let mut model = AutoencoderConfig::new();
+            if let Some(c) = channels {
+                anyhow::ensure!(!c.is_empty(), "--channels needs at least one number");
+                model = model.with_channels(c);
+            }
+            if let Some(l) = latent_channels {
+                model = model.with_latent_channels(l);
+            }
+            let mut training = AutoencoderTraining::new();
+            if let Some(v) = common.steps {
+                training = training.with_steps(v);
+            }
+            if let Some(v) = common.batch {
+                training = training.with_batch(v);
+            }
+            if let Some(v) = common.lr {
+                training = training.with_lr(v);
+            }
+            if let Some(v) = common.checkpoint_every {
+                training = training.with_checkpoint_every(v);
+            }
+            if let Some(v) = common.seed {
+                training = training.with_seed(v);
+            }
+            let outcome = autoencoder::train(
+                AutoencoderRun {
+                    model,
+                    training,
+                    data: &common.data,
+                    val: val.as_deref(),
+                    out: &common.out,
+                    resume: common.resume,
+                    device: chosen.device.clone(),
+                    hardware: chosen.description.clone(),
+                },
+                control,
+            )
+            .with_context(|| format!("training the autoencoder into {}", common.out.display()))?;
+            report(&outcome, &common.out);
+        }
+        Stage::Diffusion {
+            common,
+            autoencoder: ae_dir,
+            base_channels,
+        } => {
+            let mut unet = UNetConfig::new();
+            if let Some(b) = base_channels {
+                unet = unet.with_base_channels(b);
+            }
+            let mut training = DiffusionTraining::new();
+            if let Some(v) = common.steps {
+                training = training.with_steps(v);
+            }
+            if let Some(v) = common.batch {
+                training = training.with_batch(v);
+            }
+            if let Some(v) = common.lr {
+                training = training.with_lr(v);
+            }
+            if let Some(v) = common.checkpoint_every {
+                training = training.with_checkpoint_every(v);
+            }
+            if let Some(v) = common.seed {
+                training = training.with_seed(v);
+            }
+            let outcome = diffusion::train(
+                DiffusionRun {
+                    unet,
+                    training,
+                    autoencoder: &ae_dir,
+                    data: &common.data,
+                    out: &common.out,
+                    resume: common.resume,
+                    device: chosen.device.clone(),
+                    hardware: chosen.description.clone(),
+                },
+                control,
+            )
+            .with_context(|| format!("training diffusion into {}", common.out.display()))?;
+            report(&outcome, &common.out);
+        }
+    }
+    Ok(())
+}

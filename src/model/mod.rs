@@ -1,0 +1,58 @@
+//! Latent diffusion over piano rolls: the [`Autoencoder`] (roll ⇄ latent), the denoising
+//! [`UNet`], the noise [`Schedule`], the samplers, and the [`Pipeline`] that CLI and GUI call to
+//! generate. Models live in folders with a `model.json` card ([`ModelCard`]) beside their
+//! weights. This module touches neither UI nor audio.
+
+mod autoencoder;
+mod layers;
+mod pipeline;
+pub mod sampler;
+pub mod schedule;
+mod store;
+mod unet;
+
+pub use autoencoder::{Autoencoder, AutoencoderConfig};
+pub use pipeline::{GenerateRequest, Generated, Pipeline, StepEvent};
+pub use sampler::{Cancelled, SamplerKind};
+pub use schedule::Schedule;
+pub use store::{
+    AUTOENCODER_FILE, CARD_FILE, Defaults, ModelCard, ModelError, UNET_FILE, load_weights,
+    load_weights_bytes, save_weights, weights_to_bytes,
+};
+pub use unet::{UNet, UNetConfig};
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::roll::{PITCHES, Roll, WINDOW_STEPS};
+
+/// Rolls as a batch [B, 2, 128, 128] of 0/1 values (each roll must be one window long).
+pub fn rolls_to_tensor(rolls: &[&Roll], device: &Device) -> Tensor<4> {
+    let mut data = Vec::with_capacity(rolls.len() * 2 * PITCHES * WINDOW_STEPS);
+    for roll in rolls {
+        assert_eq!(roll.steps(), WINDOW_STEPS, "model windows are 8 bars");
+        data.extend(roll.to_planes());
+    }
+    Tensor::from_data(
+        TensorData::new(data, [rolls.len(), 2, PITCHES, WINDOW_STEPS]),
+        device,
+    )
+}
+
+/// Decoder logits [B, 2, 128, 128] to rolls (a cell is set where its probability exceeds ½),
+/// repaired, with the orphan-sustain cells each one needed repairing.
+pub fn logits_to_rolls(logits: Tensor<4>) -> Vec<(Roll, usize)> {
+    let [b, _, p, t] = logits.dims();
+    let values: Vec<f32> = logits
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("converted to f32");
+    let per = 2 * p * t;
+    (0..b)
+        .map(|i| {
+            let mut roll = Roll::from_planes(&values[i * per..(i + 1) * per], t, 0.0);
+            let fixed = roll.repair();
+            (roll, fixed.orphan_sustain)
+        })
+        .collect()
+}

@@ -1,0 +1,239 @@
+//! Generation from a model folder: noise → sampler over the UNet (with classifier-free
+//! guidance on the style) → latent → decoder → rolls. The CLI and the app both call this.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::sampler::{self, SampleOptions, SamplerKind};
+use super::store::{AUTOENCODER_FILE, ModelCard, ModelError, UNET_FILE, load_weights};
+use super::{Autoencoder, Schedule, UNet, logits_to_rolls};
+use crate::roll::{PITCHES, Roll, Style, WINDOW_STEPS};
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    pub count: usize,
+    pub seed: u64,
+    pub steps: usize,
+    pub sampler: SamplerKind,
+    /// `None`: each sample's style is drawn in proportion to the training data.
+    pub style: Option<Style>,
+    /// Classifier-free guidance scale; 1 uses the conditional model alone (half the cost).
+    pub guidance: f32,
+    pub tempo_bpm: f32,
+}
+
+/// One step of a generation in progress.
+pub struct StepEvent<'a> {
+    pub step: usize,
+    pub total: usize,
+    /// The rolls the model predicts at this step, one per sample.
+    pub preview: &'a [Roll],
+}
+
+/// A finished generation.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub rolls: Vec<Roll>,
+    /// Orphan-sustain cells the decoder produced and repair fixed, per roll.
+    pub orphans: Vec<usize>,
+}
+
+/// A loaded model on a device.
+pub struct Pipeline {
+    pub card: ModelCard,
+    pub dir: PathBuf,
+    autoencoder: Autoencoder,
+    unet: Option<UNet>,
+    schedule: Schedule,
+    device: Device,
+}
+
+impl Pipeline {
+    /// Loads a model folder (card and weights) onto `device`.
+    pub fn load(dir: &Path, device: &Device) -> Result<Pipeline, ModelError> {
+        let card = ModelCard::load(dir)?;
+        let autoencoder = load_weights(
+            card.autoencoder.init(device),
+            &dir.join(AUTOENCODER_FILE),
+            device,
+        )?;
+        let unet = match &card.unet {
+            Some(config) => Some(load_weights(
+                config.init(device),
+                &dir.join(UNET_FILE),
+                device,
+            )?),
+            None => None,
+        };
+        Ok(Pipeline::from_parts(
+            card,
+            dir.to_path_buf(),
+            autoencoder,
+            unet,
+            device.clone(),
+        ))
+    }
+
+    pub fn from_parts(
+        card: ModelCard,
+        dir: PathBuf,
+        autoencoder: Autoencoder,
+        unet: Option<UNet>,
+        device: Device,
+    ) -> Pipeline {
+        Pipeline {
+            card,
+            dir,
+            autoencoder,
+            unet,
+            schedule: Schedule::default(),
+            device,
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn autoencoder(&self) -> &Autoencoder {
+        &self.autoencoder
+    }
+
+    fn latent_shape(&self) -> [usize; 3] {
+        self.card.autoencoder.latent_shape(PITCHES, WINDOW_STEPS)
+    }
+
+    /// Decodes scaled latents into repaired rolls.
+    pub fn decode(&self, z: Tensor<4>) -> Vec<(Roll, usize)> {
+        let z = z.div_scalar(self.card.latent_scale);
+        logits_to_rolls(self.autoencoder.decode_logits(z))
+    }
+
+    /// Picks each sample's style: the requested one, or drawn by the training proportions.
+    fn styles(&self, request: &GenerateRequest, rng: &mut ChaCha8Rng) -> Vec<Style> {
+        (0..request.count)
+            .map(|_| match request.style {
+                Some(s) => s,
+                None => {
+                    let total: f32 = self.card.style_weights.iter().sum();
+                    let mut r = rng.random::<f32>() * total;
+                    let mut chosen = Style::ALL.len() - 1;
+                    for (i, w) in self.card.style_weights.iter().enumerate() {
+                        if r < *w {
+                            chosen = i;
+                            break;
+                        }
+                        r -= w;
+                    }
+                    Style::from_index(chosen).unwrap_or(Style::Folk)
+                }
+            })
+            .collect()
+    }
+
+    /// Generates `request.count` eight-bar rolls. `on_step`, when given, receives the decoded
+    /// prediction after every step (decoding costs one decoder pass per step); `cancel` is
+    /// checked before every step. The same request on the same model gives the same rolls on
+    /// any device: all randomness comes from a generator seeded by `request.seed`.
+    pub fn generate(
+        &self,
+        request: &GenerateRequest,
+        cancel: Option<&AtomicBool>,
+        mut on_step: Option<&mut dyn FnMut(StepEvent<'_>)>,
+    ) -> Result<Generated, ModelError> {
+        let unet = self
+            .unet
+            .as_ref()
+            .ok_or_else(|| ModelError::NoUnet(self.dir.clone()))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(request.seed);
+        let styles = self.styles(request, &mut rng);
+        let [c, h, w] = self.latent_shape();
+        let shape = [request.count, c, h, w];
+        let x = normal(&mut rng, shape, &self.device);
+
+        let b = request.count;
+        let guided = (request.guidance - 1.0).abs() > 1e-6;
+        let null = self.card.styles.len() as i64;
+        let mut labels: Vec<i64> = styles.iter().map(|s| s.index() as i64).collect();
+        if guided {
+            labels.extend(std::iter::repeat_n(null, b));
+        }
+        let labels = Tensor::<1, Int>::from_data(
+            TensorData::new(labels.clone(), [labels.len()]),
+            &self.device,
+        );
+        let schedule = &self.schedule;
+        let guidance = request.guidance;
+        let denoiser = |x: Tensor<4>, t: usize| -> Tensor<4> {
+            let (a, s) = schedule.scales(Some(t));
+            let input = if guided {
+                Tensor::cat(vec![x.clone(), x.clone()], 0)
+            } else {
+                x.clone()
+            };
+            let ts = vec![t as f32; input.dims()[0]];
+            let v_all = unet.forward(input, &ts, labels.clone());
+            let v = if guided {
+                let cond = v_all.clone().narrow(0, 0, b);
+                let uncond = v_all.narrow(0, b, b);
+                uncond.clone() + (cond - uncond).mul_scalar(guidance)
+            } else {
+                v_all
+            };
+            // v = a ε − s x0 and x_t = a x0 + s ε give ε = s x_t + a v.
+            x.mul_scalar(s) + v.mul_scalar(a)
+        };
+        let mut noise = |shape: [usize; 4]| normal(&mut rng, shape, &self.device);
+        let mut report = |info: sampler::StepInfo<'_>| {
+            if let Some(cb) = on_step.as_mut() {
+                let preview: Vec<Roll> = self
+                    .decode(info.x0.clone())
+                    .into_iter()
+                    .map(|(r, _)| r)
+                    .collect();
+                cb(StepEvent {
+                    step: info.step,
+                    total: info.total,
+                    preview: &preview,
+                });
+            }
+        };
+        let z = sampler::sample(
+            schedule,
+            &denoiser,
+            x,
+            SampleOptions {
+                kind: request.sampler,
+                steps: request.steps,
+                cancel,
+                noise: &mut noise,
+            },
+            &mut report,
+        )
+        .map_err(|_| ModelError::Cancelled)?;
+        let decoded = self.decode(z);
+        let mut rolls = Vec::with_capacity(b);
+        let mut orphans = Vec::with_capacity(b);
+        for ((mut roll, orphan), style) in decoded.into_iter().zip(styles) {
+            roll.style = Some(style);
+            roll.tempo_bpm = request.tempo_bpm;
+            rolls.push(roll);
+            orphans.push(orphan);
+        }
+        Ok(Generated { rolls, orphans })
+    }
+}
+
+/// Standard normal values from `rng` as a tensor: generated on the CPU so every device starts
+/// from the same numbers.
+pub fn normal(rng: &mut ChaCha8Rng, shape: [usize; 4], device: &Device) -> Tensor<4> {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
+    Tensor::from_data(TensorData::new(v, shape), device)
+}

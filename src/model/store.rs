@@ -1,0 +1,192 @@
+//! Model folders: `model.json` (the card: configs, latent scale, style weights, defaults,
+//! training record, evaluation) beside `autoencoder.bpk` and `unet.bpk` (burnpack weights).
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::{AutoencoderConfig, SamplerKind, UNetConfig};
+use crate::fsutil::atomic_write;
+use crate::roll::Style;
+
+/// Card format written by this version.
+pub const CARD_VERSION: u32 = 1;
+pub const CARD_FILE: &str = "model.json";
+pub const AUTOENCODER_FILE: &str = "autoencoder.bpk";
+pub const UNET_FILE: &str = "unet.bpk";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{}: no model here (missing {CARD_FILE}); pass a model folder such as models/base", .0.display())]
+    NotAModel(PathBuf),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a valid model card: {source}", path.display())]
+    BadCard {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{}: card version {found} is newer than this diffroll understands ({CARD_VERSION})", path.display())]
+    CardVersion { path: PathBuf, found: u32 },
+    #[error("{}: weights do not fit the model: {reason}", path.display())]
+    BadWeights { path: PathBuf, reason: String },
+    #[error(
+        "{0}: the model has no diffusion UNet yet (only an autoencoder); train one with `diffroll train diffusion`"
+    )]
+    NoUnet(PathBuf),
+    #[error("generation cancelled")]
+    Cancelled,
+}
+
+/// Sampler settings a model recommends; the CLI and app start from these.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Defaults {
+    pub sampler: SamplerKind,
+    pub steps: usize,
+    pub guidance: f32,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            sampler: SamplerKind::DpmSolverPP,
+            steps: 25,
+            guidance: 1.0,
+        }
+    }
+}
+
+/// Everything about a model that is not weights. Unknown fields are kept out; free-form
+/// training and evaluation records are JSON values so they can grow without a format change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub version: u32,
+    pub name: String,
+    pub autoencoder: AutoencoderConfig,
+    /// Absent while only the autoencoder is trained.
+    #[serde(default)]
+    pub unet: Option<UNetConfig>,
+    /// Latents are multiplied by this before diffusion (1 / their standard deviation).
+    pub latent_scale: f32,
+    /// Style names in label order.
+    pub styles: Vec<String>,
+    /// Share of training windows per style: how styles are drawn when none is asked for.
+    pub style_weights: Vec<f32>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Data, steps, wall time, hardware, per training stage.
+    #[serde(default)]
+    pub training: serde_json::Value,
+    /// Evaluation figures (`diffroll eval`).
+    #[serde(default)]
+    pub eval: serde_json::Value,
+}
+
+impl ModelCard {
+    pub fn new(name: &str, autoencoder: AutoencoderConfig) -> Self {
+        ModelCard {
+            version: CARD_VERSION,
+            name: name.to_string(),
+            autoencoder,
+            unet: None,
+            latent_scale: 1.0,
+            styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),
+            style_weights: vec![1.0 / Style::ALL.len() as f32; Style::ALL.len()],
+            defaults: Defaults::default(),
+            training: serde_json::json!({}),
+            eval: serde_json::json!({}),
+        }
+    }
+
+    pub fn load(dir: &Path) -> Result<ModelCard, ModelError> {
+        let path = dir.join(CARD_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ModelError::NotAModel(dir.to_path_buf()));
+            }
+            Err(source) => return Err(ModelError::Io { path, source }),
+        };
+        let card: ModelCard =
+            serde_json::from_str(&text).map_err(|source| ModelError::BadCard {
+                path: path.clone(),
+                source,
+            })?;
+        if card.version > CARD_VERSION {
+            return Err(ModelError::CardVersion {
+                path,
+                found: card.version,
+            });
+        }
+        Ok(card)
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        let path = dir.join(CARD_FILE);
+        let text = serde_json::to_string_pretty(self).expect("cards serialize");
+        atomic_write(&path, text.as_bytes()).map_err(|source| ModelError::Io { path, source })
+    }
+}
+
+/// A module's weights as burnpack bytes (parameter ids included, so optimizer state can follow).
+pub fn weights_to_bytes<M: Module>(module: &M) -> Vec<u8> {
+    let mut store = BurnpackStore::from_bytes(None);
+    module
+        .save_into(&mut store)
+        .expect("saving weights into memory cannot fail");
+    store
+        .get_bytes()
+        .expect("a store just written has bytes")
+        .to_vec()
+}
+
+/// Writes a module's weights atomically.
+pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<(), ModelError> {
+    atomic_write(path, &weights_to_bytes(module)).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Loads weights into `module` (built from the card's config on `device`); every tensor must
+/// be present with the right shape, or the file is refused with the reason.
+pub fn load_weights<M: Module>(module: M, path: &Path, device: &Device) -> Result<M, ModelError> {
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_weights_bytes(module, bytes, path, device)
+}
+
+/// [`load_weights`] from bytes already in memory; `path` names them in errors.
+pub fn load_weights_bytes<M: Module>(
+    module: M,
+    bytes: Vec<u8>,
+    path: &Path,
+    device: &Device,
+) -> Result<M, ModelError> {
+    let bad = |reason: String| ModelError::BadWeights {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut module = module;
+    let mut store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(bytes)))
+        .allow_partial(false);
+    let applied = module
+        .load_from(&mut store)
+        .map_err(|e| bad(e.to_string()))?;
+    if !applied.errors.is_empty() {
+        return Err(bad(format!("{:?}", applied.errors)));
+    }
+    if !applied.missing.is_empty() {
+        return Err(bad(format!("missing tensors: {:?}", applied.missing)));
+    }
+    // `fork`, not `to_device`: the result must be a leaf that training can optimize.
+    Ok(module.fork(device))
+}

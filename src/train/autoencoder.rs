@@ -1,0 +1,279 @@
+//! Training the autoencoder: rolls in, the same rolls out, weighted binary cross-entropy
+//! (positives are rare in a piano roll), evaluated by held-out onset and frame F1.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::checkpoint::{self, TrainState};
+use super::dataset::WindowSet;
+use super::run::{
+    Control, Outcome, Progress, Throughput, TrainError, learning_rate, rng_from, rng_state,
+};
+use crate::model::{
+    AUTOENCODER_FILE, Autoencoder, AutoencoderConfig, ModelCard, load_weights_bytes,
+    logits_to_rolls, rolls_to_tensor, save_weights, weights_to_bytes,
+};
+use crate::roll::{Counts, Roll};
+
+pub const KIND: &str = "autoencoder";
+
+#[derive(Config, Debug)]
+pub struct AutoencoderTraining {
+    #[config(default = 6000)]
+    pub steps: usize,
+    #[config(default = 16)]
+    pub batch: usize,
+    #[config(default = 2e-3)]
+    pub lr: f64,
+    #[config(default = 200)]
+    pub warmup: usize,
+    /// Loss weight of a missed onset relative to a false one.
+    #[config(default = 8.0)]
+    pub onset_weight: f32,
+    #[config(default = 4.0)]
+    pub sustain_weight: f32,
+    #[config(default = 500)]
+    pub checkpoint_every: usize,
+    #[config(default = 1000)]
+    pub eval_every: usize,
+    /// Validation windows per style.
+    #[config(default = 32)]
+    pub val_per_style: usize,
+    #[config(default = 1)]
+    pub hop_bars: usize,
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+/// Where an autoencoder run reads and writes.
+pub struct AutoencoderRun<'a> {
+    pub model: AutoencoderConfig,
+    pub training: AutoencoderTraining,
+    pub data: &'a Path,
+    /// Held-out folder for evaluation; without one, training windows are used.
+    pub val: Option<&'a Path>,
+    pub out: &'a Path,
+    pub resume: bool,
+    /// Plain (non-autodiff) device; training wraps it.
+    pub device: Device,
+    /// Shown in the model card.
+    pub hardware: String,
+}
+
+/// Binary cross-entropy on logits with a weight on positives per plane, averaged.
+pub fn weighted_bce(logits: Tensor<4>, target: Tensor<4>, pos_weight: [f32; 2]) -> Tensor<1> {
+    let device = logits.device();
+    let w = Tensor::<4>::from_data(TensorData::new(pos_weight.to_vec(), [1, 2, 1, 1]), &device);
+    let softplus = |x: Tensor<4>| x.clone().clamp_min(0.0) + x.abs().neg().exp().log1p();
+    let pos = target.clone() * softplus(logits.clone().neg()) * w;
+    let neg = target.neg().add_scalar(1.0) * softplus(logits);
+    (pos + neg).mean()
+}
+
+/// Onset and frame F1 of the autoencoder's reconstructions of `windows`.
+pub fn reconstruction_f1(model: &Autoencoder, windows: &[Roll], device: &Device) -> (f64, f64) {
+    let mut onset = Counts::default();
+    let mut frame = Counts::default();
+    for chunk in windows.chunks(32) {
+        let refs: Vec<&Roll> = chunk.iter().collect();
+        let x = rolls_to_tensor(&refs, device);
+        let rolls = logits_to_rolls(model.decode_logits(model.encode(x)));
+        for ((got, _), want) in rolls.iter().zip(chunk) {
+            onset.add(got.onset_plane(), want.onset_plane());
+            frame.add(got.sustain_plane(), want.sustain_plane());
+        }
+    }
+    (onset.f1(), frame.f1())
+}
+
+fn validation(run: &AutoencoderRun<'_>, train: &WindowSet) -> Result<Vec<Roll>, TrainError> {
+    let per = run.training.val_per_style;
+    let set = match run.val {
+        Some(dir) => {
+            let (set, _) = WindowSet::scan(dir, 8).map_err(|source| TrainError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            set
+        }
+        None => return Ok(train.fixed(per).into_iter().map(|(r, _)| r).collect()),
+    };
+    Ok(set.fixed(per).into_iter().map(|(r, _)| r).collect())
+}
+
+pub fn train(run: AutoencoderRun<'_>, control: Control<'_>) -> Result<Outcome, TrainError> {
+    let started = Instant::now();
+    let (data, corpus) =
+        WindowSet::scan(run.data, run.training.hop_bars).map_err(|source| TrainError::Io {
+            path: run.data.to_path_buf(),
+            source,
+        })?;
+    if data.is_empty() {
+        return Err(TrainError::NoData(run.data.to_path_buf()));
+    }
+    let val = validation(&run, &data)?;
+    let ad = run.device.clone().autodiff();
+    let model_json = serde_json::to_value(&run.model).expect("config serializes");
+    let ckpt_dir = checkpoint::dir_of(run.out);
+    // burn's own generator draws the initial weights: seed it so runs are reproducible.
+    ad.seed(run.training.seed);
+    let mut model = run.model.init(&ad);
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut rng = ChaCha8Rng::seed_from_u64(run.training.seed);
+    let mut state = TrainState {
+        kind: KIND.into(),
+        step: 0,
+        rng_seed: [0; 32],
+        rng_word_pos: "0".into(),
+        model_config: model_json.clone(),
+        training_config: serde_json::to_value(&run.training).expect("config serializes"),
+        elapsed_secs: 0.0,
+        latent_scale: None,
+        history: vec![],
+    };
+    if run.resume {
+        if !ckpt_dir.exists() && !ckpt_dir.with_extension("old").exists() {
+            return Err(TrainError::NothingToResume(ckpt_dir));
+        }
+        let loaded = checkpoint::load(&ckpt_dir, KIND, &model_json)?;
+        // Loaded on the plain device, then forked: parameters must be fresh autodiff leaves.
+        model = load_weights_bytes(
+            run.model.init(&run.device),
+            loaded.weights,
+            &ckpt_dir,
+            &run.device,
+        )?
+        .fork(&ad)
+        .train();
+        optim = optim
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(loaded.optimizer))
+            .map_err(|e| TrainError::Optimizer {
+                path: ckpt_dir.clone(),
+                reason: format!("{e:?}"),
+            })?;
+        rng = rng_from(loaded.state.rng_seed, &loaded.state.rng_word_pos);
+        state = loaded.state;
+    }
+    std::fs::create_dir_all(run.out).map_err(|source| TrainError::Io {
+        path: run.out.to_path_buf(),
+        source,
+    })?;
+
+    let t = &run.training;
+    let weights = [t.onset_weight, t.sustain_weight];
+    let mut throughput = Throughput::default();
+    let mut metrics = Vec::new();
+    let elapsed_before = state.elapsed_secs;
+    let save = |state: &mut TrainState,
+                model: &Autoencoder,
+                optim: &burn::optim::ModuleOptimizer,
+                rng: &ChaCha8Rng|
+     -> Result<(), TrainError> {
+        let (seed, pos) = rng_state(rng);
+        state.rng_seed = seed;
+        state.rng_word_pos = pos;
+        state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
+        let optim_bytes = optim.into_bytes().map_err(|e| TrainError::Optimizer {
+            path: ckpt_dir.clone(),
+            reason: format!("{e:?}"),
+        })?;
+        checkpoint::save(&ckpt_dir, state, &weights_to_bytes(model), &optim_bytes)?;
+        Ok(())
+    };
+    let mut finished = true;
+    while state.step < t.steps {
+        if control.should_stop(started) {
+            finished = false;
+            break;
+        }
+        let batch: Vec<Roll> = (0..t.batch).map(|_| data.draw(&mut rng).0).collect();
+        let refs: Vec<&Roll> = batch.iter().collect();
+        let x = rolls_to_tensor(&refs, &ad);
+        let logits = model.decode_logits(model.encode(x.clone()));
+        let loss = weighted_bce(logits, x, weights);
+        let loss_value = f64::from(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let lr = learning_rate(t.lr, state.step, t.steps, t.warmup);
+        model = optim.step(lr, model, grads);
+        state.step += 1;
+
+        let mut message = None;
+        if state.step.is_multiple_of(t.eval_every) || state.step == t.steps {
+            let (onset, frame) = reconstruction_f1(&model.valid(), &val, &run.device);
+            metrics = vec![
+                ("onset_f1".to_string(), onset),
+                ("frame_f1".to_string(), frame),
+            ];
+            state.history.push(serde_json::json!({
+                "step": state.step, "loss": loss_value, "onset_f1": onset, "frame_f1": frame
+            }));
+            message = Some(format!(
+                "step {}: held-out onset F1 {onset:.4}, frame F1 {frame:.4}",
+                state.step
+            ));
+        }
+        if state.step.is_multiple_of(t.checkpoint_every) {
+            save(&mut state, &model, &optim, &rng)?;
+        }
+        (control.on_progress)(&Progress {
+            step: state.step,
+            total: t.steps,
+            loss: loss_value,
+            samples_per_sec: throughput.add(t.batch),
+            message,
+        });
+    }
+    save(&mut state, &model, &optim, &rng)?;
+    if finished {
+        let model = model.valid();
+        write_model(&run, &model, &state, &data, corpus.pieces.len(), &metrics)?;
+    }
+    Ok(Outcome {
+        step: state.step,
+        total: t.steps,
+        finished,
+        elapsed: std::time::Duration::from_secs_f64(state.elapsed_secs),
+        metrics,
+    })
+}
+
+fn write_model(
+    run: &AutoencoderRun<'_>,
+    model: &Autoencoder,
+    state: &TrainState,
+    data: &WindowSet,
+    files: usize,
+    metrics: &[(String, f64)],
+) -> Result<(), TrainError> {
+    let name = run
+        .out
+        .file_name()
+        .map_or("model".into(), |n| n.to_string_lossy().into_owned());
+    let mut card = match ModelCard::load(run.out) {
+        Ok(card) if card.autoencoder == run.model => card,
+        _ => ModelCard::new(&name, run.model.clone()),
+    };
+    card.style_weights = data.style_shares();
+    card.training["autoencoder"] = serde_json::json!({
+        "data": run.data.display().to_string(),
+        "files": files,
+        "windows_per_style": data.windows_per_style(),
+        "steps": state.step,
+        "batch": run.training.batch,
+        "wall_time_hours": state.elapsed_secs / 3600.0,
+        "hardware": run.hardware,
+        "config": state.training_config,
+        "held_out": metrics.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+        "held_out_data": run.val.map(|p| p.display().to_string()),
+    });
+    save_weights(model, &run.out.join(AUTOENCODER_FILE))?;
+    card.save(run.out)?;
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Training checkpoints: one folder holding the model's weights, the optimizer's state and a
+//! `state.json` (step, random generator position, configs, elapsed time), replaced as a whole
+//! so a crash mid-write leaves the previous checkpoint intact. Resuming from it continues the
+//! run exactly.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::atomic_write;
+
+pub const STATE_FILE: &str = "state.json";
+pub const WEIGHTS_FILE: &str = "model.bpk";
+pub const OPTIMIZER_FILE: &str = "optimizer.bpk";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a diffroll checkpoint ({reason}); delete it or start without --resume", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{}: this checkpoint is from a {found} run, not {expected}", path.display())]
+    WrongKind {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("{}: the checkpoint's model configuration differs from this run's ({what}); resume with the same settings or start afresh", path.display())]
+    Mismatch { path: PathBuf, what: String },
+}
+
+/// Everything besides tensors that a resumed run needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainState {
+    /// "autoencoder" or "diffusion".
+    pub kind: String,
+    /// Steps completed.
+    pub step: usize,
+    /// Seed and word position of the run's ChaCha8 generator.
+    pub rng_seed: [u8; 32],
+    pub rng_word_pos: String,
+    /// Model architecture, as JSON, checked on resume.
+    pub model_config: serde_json::Value,
+    /// Training settings, as JSON.
+    pub training_config: serde_json::Value,
+    /// Wall-clock seconds of training so far, over all sessions.
+    pub elapsed_secs: f64,
+    /// Latent scale for diffusion runs (fixed at the start of the run).
+    #[serde(default)]
+    pub latent_scale: Option<f32>,
+    /// (step, loss) every few hundred steps, and evaluation figures.
+    #[serde(default)]
+    pub history: Vec<serde_json::Value>,
+}
+
+/// The checkpoint folder of a training output folder.
+pub fn dir_of(out: &Path) -> PathBuf {
+    out.join("checkpoint")
+}
+
+/// Replaces the checkpoint in `dir` with `state`, `weights` and `optimizer` bytes.
+pub fn save(
+    dir: &Path,
+    state: &TrainState,
+    weights: &[u8],
+    optimizer: &[u8],
+) -> Result<(), CheckpointError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CheckpointError::Io { path, source }
+    };
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let tmp = dir.with_extension("tmp");
+    let old = dir.with_extension("old");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let json = serde_json::to_vec_pretty(state).expect("state serializes");
+    for (name, bytes) in [
+        (WEIGHTS_FILE, weights),
+        (OPTIMIZER_FILE, optimizer),
+        (STATE_FILE, json.as_slice()),
+    ] {
+        let path = tmp.join(name);
+        atomic_write(&path, bytes).map_err(io(&path))?;
+    }
+    // Swap folders: the old checkpoint stays until the new one is in place.
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        std::fs::rename(dir, &old).map_err(io(dir))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(io(dir))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
+    }
+    Ok(())
+}
+
+/// A checkpoint read back: state, weights bytes, optimizer bytes.
+pub struct Loaded {
+    pub state: TrainState,
+    pub weights: Vec<u8>,
+    pub optimizer: Vec<u8>,
+}
+
+/// Reads the checkpoint in `dir`, checking it is of `kind` and has `model_config`.
+pub fn load(
+    dir: &Path,
+    kind: &str,
+    model_config: &serde_json::Value,
+) -> Result<Loaded, CheckpointError> {
+    // A crash between the two renames of `save` leaves only the `.old` folder.
+    let dir = if !dir.exists() && dir.with_extension("old").exists() {
+        dir.with_extension("old")
+    } else {
+        dir.to_path_buf()
+    };
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|source| CheckpointError::Io { path, source })
+    };
+    let state_bytes = read(STATE_FILE)?;
+    let state: TrainState =
+        serde_json::from_slice(&state_bytes).map_err(|e| CheckpointError::Corrupt {
+            path: dir.join(STATE_FILE),
+            reason: e.to_string(),
+        })?;
+    if state.kind != kind {
+        return Err(CheckpointError::WrongKind {
+            path: dir.clone(),
+            found: state.kind,
+            expected: kind.to_string(),
+        });
+    }
+    if &state.model_config != model_config {
+        return Err(CheckpointError::Mismatch {
+            path: dir.clone(),
+            what: format!("saved {} vs now {}", state.model_config, model_config),
+        });
+    }
+    Ok(Loaded {
+        state,
+        weights: read(WEIGHTS_FILE)?,
+        optimizer: read(OPTIMIZER_FILE)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> TrainState {
+        TrainState {
+            kind: "autoencoder".into(),
+            step: 7,
+            rng_seed: [3; 32],
+            rng_word_pos: "12".into(),
+            model_config: serde_json::json!({"a": 1}),
+            training_config: serde_json::json!({}),
+            elapsed_secs: 1.5,
+            latent_scale: None,
+            history: vec![],
+        }
+    }
+
+    #[test]
+    fn save_replaces_and_load_checks() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = dir_of(out.path());
+        save(&dir, &state(), b"w1", b"o1").unwrap();
+        let mut s = state();
+        s.step = 8;
+        save(&dir, &s, b"w2", b"o2").unwrap();
+        let loaded = load(&dir, "autoencoder", &serde_json::json!({"a": 1})).unwrap();
+        assert_eq!(loaded.state, s);
+        assert_eq!(loaded.weights, b"w2");
+        assert_eq!(loaded.optimizer, b"o2");
+        assert!(matches!(
+            load(&dir, "diffusion", &serde_json::json!({"a": 1})),
+            Err(CheckpointError::WrongKind { .. })
+        ));
+        assert!(matches!(
+            load(&dir, "autoencoder", &serde_json::json!({"a": 2})),
+            Err(CheckpointError::Mismatch { .. })
+        ));
+        std::fs::write(dir.join(STATE_FILE), b"{garbage").unwrap();
+        let err = load(&dir, "autoencoder", &serde_json::json!({"a": 1}))
+            .err()
+            .unwrap();
+        assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+        let names: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "only the checkpoint folder remains");
+    }
+}

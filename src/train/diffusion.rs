@@ -1,0 +1,318 @@
+//! Training the denoising UNet on autoencoder latents: v-prediction with mean squared error,
+//! uniform timesteps, the style label dropped 10 % of the time so classifier-free guidance has
+//! an unconditional model to push against.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::checkpoint::{self, TrainState};
+use super::dataset::WindowSet;
+use super::run::{
+    Control, Outcome, Progress, Throughput, TrainError, learning_rate, rng_from, rng_state,
+};
+use crate::model::{
+    AUTOENCODER_FILE, Autoencoder, ModelCard, Schedule, UNET_FILE, UNet, UNetConfig, load_weights,
+    load_weights_bytes, rolls_to_tensor, save_weights, weights_to_bytes,
+};
+use crate::roll::{Roll, Style};
+
+pub const KIND: &str = "diffusion";
+
+#[derive(Config, Debug)]
+pub struct DiffusionTraining {
+    #[config(default = 40000)]
+    pub steps: usize,
+    #[config(default = 32)]
+    pub batch: usize,
+    #[config(default = 5e-4)]
+    pub lr: f64,
+    #[config(default = 500)]
+    pub warmup: usize,
+    /// Share of samples trained without their style label.
+    #[config(default = 0.1)]
+    pub label_dropout: f64,
+    #[config(default = 500)]
+    pub checkpoint_every: usize,
+    #[config(default = 1)]
+    pub hop_bars: usize,
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+pub struct DiffusionRun<'a> {
+    pub unet: UNetConfig,
+    pub training: DiffusionTraining,
+    /// A model folder with a trained autoencoder.
+    pub autoencoder: &'a Path,
+    pub data: &'a Path,
+    pub out: &'a Path,
+    pub resume: bool,
+    pub device: Device,
+    pub hardware: String,
+}
+
+/// 1 / standard deviation of the latents of `windows`: diffusion assumes unit variance.
+pub fn latent_scale(ae: &Autoencoder, windows: &[Roll], device: &Device) -> f32 {
+    let (mut sum, mut sum_sq, mut n) = (0f64, 0f64, 0f64);
+    for chunk in windows.chunks(32) {
+        let refs: Vec<&Roll> = chunk.iter().collect();
+        let z: Vec<f32> = ae
+            .encode(rolls_to_tensor(&refs, device))
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32 data");
+        for v in z {
+            sum += f64::from(v);
+            sum_sq += f64::from(v) * f64::from(v);
+            n += 1.0;
+        }
+    }
+    let mean = sum / n.max(1.0);
+    let var = (sum_sq / n.max(1.0) - mean * mean).max(1e-8);
+    (1.0 / var.sqrt()) as f32
+}
+
+fn normal(rng: &mut ChaCha8Rng, shape: [usize; 4], device: &Device) -> Tensor<4> {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
+    Tensor::from_data(TensorData::new(v, shape), device)
+}
+
+pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, TrainError> {
+    let started = Instant::now();
+    let ae_card = ModelCard::load(run.autoencoder)?;
+    let ae = load_weights(
+        ae_card.autoencoder.init(&run.device),
+        &run.autoencoder.join(AUTOENCODER_FILE),
+        &run.device,
+    )?;
+    let (data, corpus) =
+        WindowSet::scan(run.data, run.training.hop_bars).map_err(|source| TrainError::Io {
+            path: run.data.to_path_buf(),
+            source,
+        })?;
+    if data.is_empty() {
+        return Err(TrainError::NoData(run.data.to_path_buf()));
+    }
+    let unet_config = run
+        .unet
+        .clone()
+        .with_latent_channels(ae_card.autoencoder.latent_channels)
+        .with_styles(Style::ALL.len());
+    let model_json = serde_json::json!({
+        "unet": serde_json::to_value(&unet_config).expect("config serializes"),
+        "autoencoder": serde_json::to_value(&ae_card.autoencoder).expect("config serializes"),
+    });
+    let ad = run.device.clone().autodiff();
+    let ckpt_dir = checkpoint::dir_of(run.out);
+    // burn's own generator draws the initial weights: seed it so runs are reproducible.
+    ad.seed(run.training.seed);
+    let mut unet = unet_config.init(&ad);
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut rng = ChaCha8Rng::seed_from_u64(run.training.seed);
+    let mut state = if run.resume {
+        if !ckpt_dir.exists() && !ckpt_dir.with_extension("old").exists() {
+            return Err(TrainError::NothingToResume(ckpt_dir));
+        }
+        let loaded = checkpoint::load(&ckpt_dir, KIND, &model_json)?;
+        // Loaded on the plain device, then forked: parameters must be fresh autodiff leaves.
+        unet = load_weights_bytes(
+            unet_config.init(&run.device),
+            loaded.weights,
+            &ckpt_dir,
+            &run.device,
+        )?
+        .fork(&ad)
+        .train();
+        optim = optim
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(loaded.optimizer))
+            .map_err(|e| TrainError::Optimizer {
+                path: ckpt_dir.clone(),
+                reason: format!("{e:?}"),
+            })?;
+        rng = rng_from(loaded.state.rng_seed, &loaded.state.rng_word_pos);
+        loaded.state
+    } else {
+        let sample: Vec<Roll> = (0..512).map(|_| data.draw(&mut rng).0).collect();
+        TrainState {
+            kind: KIND.into(),
+            step: 0,
+            rng_seed: [0; 32],
+            rng_word_pos: "0".into(),
+            model_config: model_json.clone(),
+            training_config: serde_json::to_value(&run.training).expect("config serializes"),
+            elapsed_secs: 0.0,
+            latent_scale: Some(latent_scale(&ae, &sample, &run.device)),
+            history: vec![],
+        }
+    };
+    std::fs::create_dir_all(run.out).map_err(|source| TrainError::Io {
+        path: run.out.to_path_buf(),
+        source,
+    })?;
+    let scale = state.latent_scale.unwrap_or(1.0);
+    let schedule = Schedule::default();
+    let t = &run.training;
+    let [c, h, w] = ae_card.autoencoder.latent_shape(128, 128);
+    let null_label = Style::ALL.len() as i64;
+    let elapsed_before = state.elapsed_secs;
+    let mut throughput = Throughput::default();
+    let mut loss_avg = 0.0;
+    let save = |state: &mut TrainState,
+                unet: &UNet,
+                optim: &burn::optim::ModuleOptimizer,
+                rng: &ChaCha8Rng|
+     -> Result<(), TrainError> {
+        let (seed, pos) = rng_state(rng);
+        state.rng_seed = seed;
+        state.rng_word_pos = pos;
+        state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
+        let optim_bytes = optim.into_bytes().map_err(|e| TrainError::Optimizer {
+            path: ckpt_dir.clone(),
+            reason: format!("{e:?}"),
+        })?;
+        checkpoint::save(&ckpt_dir, state, &weights_to_bytes(unet), &optim_bytes)?;
+        Ok(())
+    };
+    let mut finished = true;
+    while state.step < t.steps {
+        if control.should_stop(started) {
+            finished = false;
+            break;
+        }
+        let b = t.batch;
+        let mut rolls = Vec::with_capacity(b);
+        let mut labels = Vec::with_capacity(b);
+        for _ in 0..b {
+            let (roll, style) = data.draw(&mut rng);
+            rolls.push(roll);
+            let dropped = rng.random::<f64>() < t.label_dropout;
+            labels.push(if dropped {
+                null_label
+            } else {
+                style.index() as i64
+            });
+        }
+        let refs: Vec<&Roll> = rolls.iter().collect();
+        let z0 = ae
+            .encode(rolls_to_tensor(&refs, &run.device))
+            .mul_scalar(scale);
+        let steps: Vec<usize> = (0..b)
+            .map(|_| rng.random_range(0..schedule.len()))
+            .collect();
+        let (a, s): (Vec<f32>, Vec<f32>) = steps
+            .iter()
+            .map(|&ts| {
+                let (a, s) = schedule.scales(Some(ts));
+                (a as f32, s as f32)
+            })
+            .unzip();
+        let a = Tensor::<4>::from_data(TensorData::new(a, [b, 1, 1, 1]), &run.device);
+        let s = Tensor::<4>::from_data(TensorData::new(s, [b, 1, 1, 1]), &run.device);
+        let eps = normal(&mut rng, [b, c, h, w], &run.device);
+        let x_t = z0.clone() * a.clone() + eps.clone() * s.clone();
+        let v = eps * a - z0 * s;
+        let tf: Vec<f32> = steps.iter().map(|&x| x as f32).collect();
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &ad);
+        let pred = unet.forward(x_t.autodiff(), &tf, labels);
+        let loss = (pred - v.autodiff()).powf_scalar(2.0).mean();
+        let loss_value = f64::from(loss.clone().into_scalar::<f32>());
+        loss_avg = if state.step == 0 {
+            loss_value
+        } else {
+            0.99 * loss_avg + 0.01 * loss_value
+        };
+        let grads = GradientsParams::from_grads(loss.backward(), &unet);
+        let lr = learning_rate(t.lr, state.step, t.steps, t.warmup);
+        unet = optim.step(lr, unet, grads);
+        state.step += 1;
+        let mut message = None;
+        if state.step.is_multiple_of(250) {
+            state
+                .history
+                .push(serde_json::json!({"step": state.step, "loss": loss_avg}));
+        }
+        if state.step.is_multiple_of(t.checkpoint_every) {
+            save(&mut state, &unet, &optim, &rng)?;
+            message = Some(format!(
+                "step {}: checkpoint saved, loss {loss_avg:.4}",
+                state.step
+            ));
+        }
+        (control.on_progress)(&Progress {
+            step: state.step,
+            total: t.steps,
+            loss: loss_value,
+            samples_per_sec: throughput.add(b),
+            message,
+        });
+    }
+    save(&mut state, &unet, &optim, &rng)?;
+    // The model folder is usable at every stop: `generate` can try a half-trained run.
+    write_model(
+        &run,
+        &unet.valid(),
+        &ae,
+        &ae_card,
+        &unet_config,
+        &state,
+        &data,
+        corpus.pieces.len(),
+        finished,
+    )?;
+    Ok(Outcome {
+        step: state.step,
+        total: t.steps,
+        finished,
+        elapsed: std::time::Duration::from_secs_f64(state.elapsed_secs),
+        metrics: vec![("loss".into(), loss_avg)],
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_model(
+    run: &DiffusionRun<'_>,
+    unet: &UNet,
+    ae: &Autoencoder,
+    ae_card: &ModelCard,
+    unet_config: &UNetConfig,
+    state: &TrainState,
+    data: &WindowSet,
+    files: usize,
+    finished: bool,
+) -> Result<(), TrainError> {
+    let name = run
+        .out
+        .file_name()
+        .map_or("model".into(), |n| n.to_string_lossy().into_owned());
+    let mut card = ae_card.clone();
+    card.name = name;
+    card.unet = Some(unet_config.clone());
+    card.latent_scale = state.latent_scale.unwrap_or(1.0);
+    card.style_weights = data.style_shares();
+    card.training["diffusion"] = serde_json::json!({
+        "data": run.data.display().to_string(),
+        "files": files,
+        "windows_per_style": data.windows_per_style(),
+        "steps": state.step,
+        "finished": finished,
+        "batch": run.training.batch,
+        "wall_time_hours": state.elapsed_secs / 3600.0,
+        "hardware": run.hardware,
+        "config": state.training_config,
+        "final_loss": state.history.last().and_then(|h| h.get("loss").cloned()),
+    });
+    save_weights(ae, &run.out.join(AUTOENCODER_FILE))?;
+    save_weights(unet, &run.out.join(UNET_FILE))?;
+    card.save(run.out)?;
+    Ok(())
+}

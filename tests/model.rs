@@ -1,0 +1,373 @@
+//! The model core end to end with tiny configurations: autoencoder overfitting, save/load,
+//! exact resume, train → generate determinism, corrupt files, and wgpu against the CPU.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use burn::tensor::Device;
+use diffroll::model::{
+    AutoencoderConfig, GenerateRequest, ModelCard, ModelError, Pipeline, SamplerKind, UNetConfig,
+    load_weights, save_weights,
+};
+use diffroll::roll::{Roll, Style};
+use diffroll::train::autoencoder::{self, AutoencoderRun, AutoencoderTraining};
+use diffroll::train::dataset::WindowSet;
+use diffroll::train::diffusion::{self, DiffusionRun, DiffusionTraining};
+use diffroll::train::run::{Control, Outcome};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/midi")
+}
+
+fn tiny_ae() -> AutoencoderConfig {
+    AutoencoderConfig::new()
+        .with_channels(vec![8, 8])
+        .with_latent_channels(2)
+}
+
+fn tiny_unet() -> UNetConfig {
+    UNetConfig::new()
+        .with_base_channels(8)
+        .with_channel_mult(vec![1, 2])
+        .with_attention(vec![false, true])
+        .with_heads(2)
+}
+
+fn quiet() -> impl FnMut(&diffroll::train::run::Progress) {
+    |_| {}
+}
+
+fn train_ae(out: &Path, steps: usize, resume: bool) -> Outcome {
+    let stop = AtomicBool::new(false);
+    let mut progress = quiet();
+    autoencoder::train(
+        AutoencoderRun {
+            model: tiny_ae(),
+            training: AutoencoderTraining::new()
+                .with_steps(steps)
+                .with_batch(2)
+                .with_checkpoint_every(1000)
+                .with_eval_every(1000)
+                .with_val_per_style(2),
+            data: &fixtures(),
+            val: None,
+            out,
+            resume,
+            device: Device::flex(),
+            hardware: "test".into(),
+        },
+        Control {
+            stop: &stop,
+            time_limit: None,
+            on_progress: &mut progress,
+        },
+    )
+    .unwrap()
+}
+
+/// Trains `steps` steps of the tiny UNet, stopping early (as Ctrl-C would) after `stop_after`.
+fn train_diffusion(
+    ae: &Path,
+    out: &Path,
+    steps: usize,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> Outcome {
+    let stop = AtomicBool::new(false);
+    let mut progress = |p: &diffroll::train::run::Progress| {
+        if Some(p.step) == stop_after {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    diffusion::train(
+        DiffusionRun {
+            unet: tiny_unet(),
+            training: DiffusionTraining::new()
+                .with_steps(steps)
+                .with_batch(2)
+                .with_warmup(2)
+                .with_checkpoint_every(1000),
+            autoencoder: ae,
+            data: &fixtures(),
+            out,
+            resume,
+            device: Device::flex(),
+            hardware: "test".into(),
+        },
+        Control {
+            stop: &stop,
+            time_limit: None,
+            on_progress: &mut progress,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn autoencoder_overfits_a_handful_of_windows() {
+    let (set, _) = WindowSet::scan(&fixtures(), 8).unwrap();
+    let windows: Vec<Roll> = set.fixed(1).into_iter().map(|(r, _)| r).collect();
+    assert_eq!(windows.len(), 4);
+    let device = Device::flex().autodiff();
+    let config = AutoencoderConfig::new()
+        .with_channels(vec![32])
+        .with_latent_channels(8);
+    let mut model = config.init(&device);
+    let mut optim = burn::optim::AdamWConfig::new().init();
+    let refs: Vec<&Roll> = windows.iter().collect();
+    let x = diffroll::model::rolls_to_tensor(&refs, &device);
+    use burn::module::Module;
+    let mut f1 = (0.0, 0.0);
+    for step in 0..1500 {
+        let logits = model.decode_logits(model.encode(x.clone()));
+        let loss = autoencoder::weighted_bce(logits, x.clone(), [4.0, 2.0]);
+        let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(5e-3, model, grads);
+        if step % 100 == 99 {
+            f1 = autoencoder::reconstruction_f1(&model.valid(), &windows, &Device::flex());
+            if f1 == (1.0, 1.0) {
+                break;
+            }
+        }
+    }
+    assert_eq!(f1, (1.0, 1.0), "onset and frame F1 after overfitting");
+}
+
+#[test]
+fn train_resume_generate_is_exact_and_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let ae = dir.path().join("ae");
+    let outcome = train_ae(&ae, 4, false);
+    assert!(outcome.finished);
+    let card = ModelCard::load(&ae).unwrap();
+    assert!(card.unet.is_none());
+    assert!(card.training["autoencoder"]["steps"] == 4);
+
+    // Straight through, versus stopped after 3 steps and resumed: the same weights.
+    let straight = dir.path().join("straight");
+    assert!(train_diffusion(&ae, &straight, 6, false, None).finished);
+    let resumed = dir.path().join("resumed");
+    let first = train_diffusion(&ae, &resumed, 6, false, Some(3));
+    assert_eq!((first.step, first.finished), (3, false));
+    let second = train_diffusion(&ae, &resumed, 6, true, None);
+    assert_eq!((second.step, second.finished), (6, true));
+    // Parameter ids are random per run, so compare what the weights compute.
+    let probe = |dir: &Path| -> Vec<f32> {
+        let device = Device::flex();
+        let unet = load_weights(
+            tiny_unet().with_latent_channels(2).init(&device),
+            &dir.join("unet.bpk"),
+            &device,
+        )
+        .unwrap();
+        let x = burn::tensor::Tensor::<4>::ones([1, 2, 16, 16], &device);
+        let label = burn::tensor::Tensor::<1, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(vec![1i64], [1]),
+            &device,
+        );
+        unet.forward(x, &[300.0], label)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let (a, b) = (probe(&straight), probe(&resumed));
+    assert!(
+        a == b,
+        "resumed run must match the uninterrupted one exactly"
+    );
+    let fresh = dir.path().join("fresh");
+    train_diffusion(&ae, &fresh, 5, false, None);
+    assert!(
+        probe(&fresh) != a,
+        "the probe tells different weights apart"
+    );
+
+    // Generation: same seed, same files; different seed, different music.
+    let device = Device::flex();
+    let pipeline = Pipeline::load(&straight, &device).unwrap();
+    let request = GenerateRequest {
+        count: 2,
+        seed: 42,
+        steps: 4,
+        sampler: SamplerKind::DpmSolverPP,
+        style: None,
+        guidance: 2.0,
+        tempo_bpm: 100.0,
+    };
+    let mut seen_steps = Vec::new();
+    let mut on_step = |e: diffroll::model::StepEvent<'_>| {
+        assert_eq!(e.preview.len(), 2);
+        seen_steps.push(e.step);
+    };
+    let a = pipeline
+        .generate(&request, None, Some(&mut on_step))
+        .unwrap();
+    assert_eq!(seen_steps, vec![0, 1, 2, 3]);
+    let b = pipeline.generate(&request, None, None).unwrap();
+    let bytes = |g: &diffroll::model::Generated| -> Vec<Vec<u8>> {
+        g.rolls
+            .iter()
+            .map(|r| diffroll::midi::write_roll(r, "x"))
+            .collect()
+    };
+    assert_eq!(bytes(&a), bytes(&b));
+    for roll in &a.rolls {
+        assert_eq!(roll.steps(), 128);
+        assert!(roll.validity().is_valid());
+        assert!(roll.style.is_some());
+    }
+    let ddim = GenerateRequest {
+        sampler: SamplerKind::Ddim { eta: 1.0 },
+        style: Some(Style::Folk),
+        ..request.clone()
+    };
+    let c = pipeline.generate(&ddim, None, None).unwrap();
+    assert!(c.rolls.iter().all(|r| r.style == Some(Style::Folk)));
+
+    // Cancel before the first step.
+    let cancel = AtomicBool::new(true);
+    assert!(matches!(
+        pipeline.generate(&request, Some(&cancel), None),
+        Err(ModelError::Cancelled)
+    ));
+
+    // The CLI writes the same bytes for the same seed.
+    let exe = env!("CARGO_BIN_EXE_diffroll");
+    for out in ["g1", "g2"] {
+        let status = std::process::Command::new(exe)
+            .args(["generate", "--model"])
+            .arg(&straight)
+            .args([
+                "--count", "2", "--seed", "7", "--steps", "3", "--png", "--device", "cpu", "-o",
+            ])
+            .arg(dir.path().join(out))
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    }
+    let list = |d: &str| {
+        let mut v: Vec<_> = std::fs::read_dir(dir.path().join(d))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    let (g1, g2) = (list("g1"), list("g2"));
+    assert_eq!(g1.len(), 4);
+    for (x, y) in g1.iter().zip(&g2) {
+        assert_eq!(x.file_name(), y.file_name());
+        assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap());
+    }
+}
+
+#[test]
+fn save_load_round_trip_gives_identical_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let unet = tiny_unet().with_latent_channels(2).init(&device);
+    let path = dir.path().join("unet.bpk");
+    save_weights(&unet, &path).unwrap();
+    let loaded = load_weights(
+        tiny_unet().with_latent_channels(2).init(&device),
+        &path,
+        &device,
+    )
+    .unwrap();
+    let x = burn::tensor::Tensor::<4>::ones([1, 2, 16, 16], &device);
+    let label = burn::tensor::Tensor::<1, burn::tensor::Int>::from_data(
+        burn::tensor::TensorData::new(vec![1i64], [1]),
+        &device,
+    );
+    let a = unet.forward(x.clone(), &[10.0], label.clone()).into_data();
+    let b = loaded.forward(x, &[10.0], label).into_data();
+    assert_eq!(a, b);
+
+    // Wrong architecture and corrupt bytes: an error that names the file, not a panic.
+    let other = tiny_unet()
+        .with_base_channels(16)
+        .with_latent_channels(2)
+        .init(&device);
+    let err = load_weights(other, &path, &device).expect_err("shape mismatch refused");
+    assert!(err.to_string().contains("unet.bpk"), "{err}");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load_weights(
+        tiny_unet().with_latent_channels(2).init(&device),
+        &path,
+        &device,
+    )
+    .expect_err("truncated file refused");
+    assert!(err.to_string().contains("unet.bpk"), "{err}");
+    std::fs::write(&path, b"not weights at all").unwrap();
+    assert!(
+        load_weights(
+            tiny_unet().with_latent_channels(2).init(&device),
+            &path,
+            &device
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn bad_model_folders_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let err = Pipeline::load(dir.path(), &device).err().unwrap();
+    assert!(matches!(err, ModelError::NotAModel(_)), "{err}");
+    std::fs::write(dir.path().join("model.json"), b"{ not json").unwrap();
+    let err = Pipeline::load(dir.path(), &device).err().unwrap();
+    assert!(matches!(err, ModelError::BadCard { .. }), "{err}");
+    let exe = env!("CARGO_BIN_EXE_diffroll");
+    let out = std::process::Command::new(exe)
+        .args(["generate", "--device", "cpu", "--model"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("model.json"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn wgpu_and_cpu_give_the_same_notes() {
+    let adapters = diffroll::device::adapters();
+    if adapters.is_empty() {
+        assert!(
+            std::env::var_os("DIFFROLL_REQUIRE_WGPU").is_none(),
+            "DIFFROLL_REQUIRE_WGPU is set but wgpu finds no adapter"
+        );
+        eprintln!("note: no wgpu adapter here; wgpu/CPU comparison skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ae = dir.path().join("ae");
+    train_ae(&ae, 30, false);
+    let model = dir.path().join("m");
+    train_diffusion(&ae, &model, 30, false, None);
+    let request = GenerateRequest {
+        count: 2,
+        seed: 3,
+        steps: 5,
+        sampler: SamplerKind::DpmSolverPP,
+        style: Some(Style::Chorale),
+        guidance: 1.5,
+        tempo_bpm: 90.0,
+    };
+    let cpu = Pipeline::load(&model, &Device::flex()).unwrap();
+    let gpu_device = diffroll::device::choose(diffroll::device::DeviceRequest::Gpu)
+        .unwrap()
+        .device;
+    let gpu = Pipeline::load(&model, &gpu_device).unwrap();
+    let a = cpu.generate(&request, None, None).unwrap();
+    let b = gpu.generate(&request, None, None).unwrap();
+    for (x, y) in a.rolls.iter().zip(&b.rolls) {
+        assert_eq!(x.notes(), y.notes());
+    }
+}
