@@ -184,7 +184,13 @@ pub fn train(run: AutoencoderRun<'_>, control: Control<'_>) -> Result<Outcome, T
             path: ckpt_dir.clone(),
             reason: format!("{e:?}"),
         })?;
-        checkpoint::save(&ckpt_dir, state, &weights_to_bytes(model), &optim_bytes)?;
+        checkpoint::save(
+            &ckpt_dir,
+            state,
+            &weights_to_bytes(model),
+            &optim_bytes,
+            &[],
+        )?;
         Ok(())
     };
     let mut finished = true;

@@ -61,12 +61,14 @@ pub fn dir_of(out: &Path) -> PathBuf {
     out.join("checkpoint")
 }
 
-/// Replaces the checkpoint in `dir` with `state`, `weights` and `optimizer` bytes.
+/// Replaces the checkpoint in `dir` with `state`, `weights` and `optimizer` bytes, and any
+/// `extra` named files (such as averaged weights).
 pub fn save(
     dir: &Path,
     state: &TrainState,
     weights: &[u8],
     optimizer: &[u8],
+    extra: &[(&str, Vec<u8>)],
 ) -> Result<(), CheckpointError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -81,11 +83,13 @@ pub fn save(
     }
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     let json = serde_json::to_vec_pretty(state).expect("state serializes");
-    for (name, bytes) in [
+    let files = [
         (WEIGHTS_FILE, weights),
         (OPTIMIZER_FILE, optimizer),
         (STATE_FILE, json.as_slice()),
-    ] {
+    ];
+    let extra = extra.iter().map(|(name, bytes)| (*name, bytes.as_slice()));
+    for (name, bytes) in files.into_iter().chain(extra) {
         let path = tmp.join(name);
         atomic_write(&path, bytes).map_err(io(&path))?;
     }
@@ -174,10 +178,11 @@ mod tests {
     fn save_replaces_and_load_checks() {
         let out = tempfile::tempdir().unwrap();
         let dir = dir_of(out.path());
-        save(&dir, &state(), b"w1", b"o1").unwrap();
+        save(&dir, &state(), b"w1", b"o1", &[]).unwrap();
         let mut s = state();
         s.step = 8;
-        save(&dir, &s, b"w2", b"o2").unwrap();
+        save(&dir, &s, b"w2", b"o2", &[("ema.bpk", b"e2".to_vec())]).unwrap();
+        assert_eq!(std::fs::read(dir.join("ema.bpk")).unwrap(), b"e2");
         let loaded = load(&dir, "autoencoder", &serde_json::json!({"a": 1})).unwrap();
         assert_eq!(loaded.state, s);
         assert_eq!(loaded.weights, b"w2");

@@ -15,6 +15,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::checkpoint::{self, TrainState};
 use super::dataset::WindowSet;
+use super::ema;
 use super::run::{
     Control, Outcome, Progress, Throughput, TrainError, learning_rate, rng_from, rng_state,
 };
@@ -25,6 +26,8 @@ use crate::model::{
 use crate::roll::{Roll, Style};
 
 pub const KIND: &str = "diffusion";
+/// The moving average of the weights, beside the checkpoint's raw weights.
+const EMA_FILE: &str = "ema.bpk";
 
 #[derive(Config, Debug)]
 pub struct DiffusionTraining {
@@ -41,6 +44,9 @@ pub struct DiffusionTraining {
     pub label_dropout: f64,
     #[config(default = 500)]
     pub checkpoint_every: usize,
+    /// Decay of the weights' moving average, which is what the model ships.
+    #[config(default = 0.999)]
+    pub ema_decay: f64,
     #[config(default = 1)]
     pub hop_bars: usize,
     #[config(default = 0)]
@@ -119,6 +125,7 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
     let mut unet = unet_config.init(&ad);
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
     let mut rng = ChaCha8Rng::seed_from_u64(run.training.seed);
+    let mut ema: Option<UNet> = None;
     let mut state = if run.resume {
         if !ckpt_dir.exists() && !ckpt_dir.with_extension("old").exists() {
             return Err(TrainError::NothingToResume(ckpt_dir));
@@ -140,6 +147,17 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
                 reason: format!("{e:?}"),
             })?;
         rng = rng_from(loaded.state.rng_seed, &loaded.state.rng_word_pos);
+        let ema_path = ckpt_dir.join(EMA_FILE);
+        ema = match std::fs::read(&ema_path) {
+            Ok(bytes) => Some(load_weights_bytes(
+                unet_config.init(&run.device),
+                bytes,
+                &ema_path,
+                &run.device,
+            )?),
+            // Checkpoints from before EMA: start the average from the current weights.
+            Err(_) => None,
+        };
         loaded.state
     } else {
         let sample: Vec<Roll> = (0..512).map(|_| data.draw(&mut rng).0).collect();
@@ -159,6 +177,7 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
         path: run.out.to_path_buf(),
         source,
     })?;
+    let mut ema = ema.unwrap_or_else(|| unet.valid());
     let scale = state.latent_scale.unwrap_or(1.0);
     let schedule = Schedule::default();
     let t = &run.training;
@@ -169,6 +188,7 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
     let mut loss_avg = 0.0;
     let save = |state: &mut TrainState,
                 unet: &UNet,
+                ema: &UNet,
                 optim: &burn::optim::ModuleOptimizer,
                 rng: &ChaCha8Rng|
      -> Result<(), TrainError> {
@@ -180,7 +200,13 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
             path: ckpt_dir.clone(),
             reason: format!("{e:?}"),
         })?;
-        checkpoint::save(&ckpt_dir, state, &weights_to_bytes(unet), &optim_bytes)?;
+        checkpoint::save(
+            &ckpt_dir,
+            state,
+            &weights_to_bytes(unet),
+            &optim_bytes,
+            &[(EMA_FILE, weights_to_bytes(ema))],
+        )?;
         Ok(())
     };
     let mut finished = true;
@@ -234,6 +260,7 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
         let grads = GradientsParams::from_grads(loss.backward(), &unet);
         let lr = learning_rate(t.lr, state.step, t.steps, t.warmup);
         unet = optim.step(lr, unet, grads);
+        ema = ema::update(ema, &unet.valid(), ema::decay_at(state.step, t.ema_decay));
         state.step += 1;
         let mut message = None;
         if state.step.is_multiple_of(250) {
@@ -242,7 +269,7 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
                 .push(serde_json::json!({"step": state.step, "loss": loss_avg}));
         }
         if state.step.is_multiple_of(t.checkpoint_every) {
-            save(&mut state, &unet, &optim, &rng)?;
+            save(&mut state, &unet, &ema, &optim, &rng)?;
             message = Some(format!(
                 "step {}: checkpoint saved, loss {loss_avg:.4}",
                 state.step
@@ -256,7 +283,7 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
             message,
         });
     }
-    save(&mut state, &unet, &optim, &rng)?;
+    save(&mut state, &unet, &ema, &optim, &rng)?;
     // The model folder is usable at every stop: `generate` can try a half-trained run.
     write_model(
         &run,

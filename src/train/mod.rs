@@ -8,4 +8,5 @@ pub mod checkpoint;
 pub mod corpus;
 pub mod dataset;
 pub mod diffusion;
+pub mod ema;
 pub mod run;
