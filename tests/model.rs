@@ -367,7 +367,34 @@ fn wgpu_and_cpu_give_the_same_notes() {
     let gpu = Pipeline::load(&model, &gpu_device).unwrap();
     let a = cpu.generate(&request, None, None).unwrap();
     let b = gpu.generate(&request, None, None).unwrap();
+    let notes: usize = a.rolls.iter().map(Roll::note_count).sum();
+    eprintln!("{notes} notes generated on each device");
     for (x, y) in a.rolls.iter().zip(&b.rolls) {
         assert_eq!(x.notes(), y.notes());
     }
+    // The same weights compute the same numbers on both backends, to float rounding.
+    let numbers = |p: &Pipeline, device: &Device| -> Vec<f32> {
+        let x = burn::tensor::Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(
+                (0..2 * 16 * 16)
+                    .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+                    .collect::<Vec<f32>>(),
+                [1, 2, 16, 16],
+            ),
+            device,
+        );
+        p.autoencoder()
+            .decode_logits(x)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let (u, v) = (numbers(&cpu, &Device::flex()), numbers(&gpu, &gpu_device));
+    let worst = u
+        .iter()
+        .zip(&v)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-3, "decoder outputs differ by {worst}");
 }
