@@ -178,42 +178,8 @@ fn list_soundfonts() {
 
 /// Routes Ctrl-C and SIGTERM to [`STOP`] so playback ends through the sequencer's stop (all
 /// notes off) instead of killing the process with notes hanging on a synth or DAW.
-#[cfg(unix)]
 fn install_stop_handler() {
-    extern "C" fn on_signal(_signal: i32) {
-        // An atomic store is async-signal-safe; the work happens in the sequencer loop.
-        STOP.store(true, Ordering::Release);
-    }
-    unsafe extern "C" {
-        fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
-    }
-    const SIGINT: i32 = 2;
-    const SIGTERM: i32 = 15;
-    // SAFETY: `signal` is the C library's; the handler only stores to an atomic.
-    unsafe {
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
+    if let Err(e) = ctrlc::set_handler(|| STOP.store(true, Ordering::Release)) {
+        tracing::warn!("Ctrl-C will not stop playback cleanly: {e}");
     }
 }
-
-#[cfg(windows)]
-fn install_stop_handler() {
-    unsafe extern "system" fn on_ctrl(_event: u32) -> i32 {
-        STOP.store(true, Ordering::Release);
-        1
-    }
-    #[link(name = "kernel32")]
-    unsafe extern "system" {
-        fn SetConsoleCtrlHandler(
-            handler: Option<unsafe extern "system" fn(u32) -> i32>,
-            add: i32,
-        ) -> i32;
-    }
-    // SAFETY: a documented Win32 call; the handler only stores to an atomic.
-    unsafe {
-        SetConsoleCtrlHandler(Some(on_ctrl), 1);
-    }
-}
-
-#[cfg(not(any(unix, windows)))]
-fn install_stop_handler() {}
