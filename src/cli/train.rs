@@ -137,7 +137,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let time_limit = common.minutes.map(|m| Duration::from_secs_f64(m * 60.0));
     let mut bar: Option<ProgressBar> = None;
     let mut on_progress = |p: &Progress| {
-        let bar = bar.get_or_insert_with(|| progress_bar(p.total));
+        let bar = bar.get_or_insert_with(|| {
+            // A resumed run starts mid-way: the ETA must not count the resumed steps as speed.
+            let bar = progress_bar(p.total);
+            bar.set_position(p.step.saturating_sub(1) as u64);
+            bar.reset_eta();
+            bar
+        });
         bar.set_position(p.step as u64);
         bar.set_message(format!("{:.4}  {:.1} samples/s", p.loss, p.samples_per_sec));
         if bar.is_hidden() {
