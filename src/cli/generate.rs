@@ -65,6 +65,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
     let chosen = args.device.choose()?;
     let model_dir = resolve_model(&args.model);
+    anyhow::ensure!(
+        model_dir.join(crate::model::CARD_FILE).exists() || args.model != Path::new("models/base"),
+        "models/base: no trained base model in this checkout yet; train one \
+         (`diffroll train autoencoder`, then `diffroll train diffusion`) and pass it with --model DIR"
+    );
     let pipeline = Pipeline::load(&model_dir, &chosen.device)?;
     let defaults = pipeline.card.defaults.clone();
     let seed = args.seed.unwrap_or_else(|| {
