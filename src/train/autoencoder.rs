@@ -13,12 +13,10 @@ use rand_chacha::ChaCha8Rng;
 
 use super::checkpoint::{self, TrainState};
 use super::dataset::WindowSet;
-use super::run::{
-    Control, Outcome, Progress, Throughput, TrainError, learning_rate, rng_from, rng_state,
-};
+use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
-    AUTOENCODER_FILE, Autoencoder, AutoencoderConfig, ModelCard, load_weights_bytes,
-    logits_to_rolls, rolls_to_tensor, save_weights, weights_to_bytes,
+    AUTOENCODER_FILE, Autoencoder, AutoencoderConfig, ModelCard, logits_to_rolls, rolls_to_tensor,
+    save_weights,
 };
 use crate::roll::{Counts, Roll};
 
@@ -139,27 +137,16 @@ pub fn train(run: AutoencoderRun<'_>, control: Control<'_>) -> Result<Outcome, T
         history: vec![],
     };
     if run.resume {
-        if !ckpt_dir.exists() && !ckpt_dir.with_extension("old").exists() {
-            return Err(TrainError::NothingToResume(ckpt_dir));
-        }
-        let loaded = checkpoint::load(&ckpt_dir, KIND, &model_json)?;
-        // Loaded on the plain device, then forked: parameters must be fresh autodiff leaves.
-        model = load_weights_bytes(
-            run.model.init(&run.device),
-            loaded.weights,
+        let resumed = run::resume(
             &ckpt_dir,
+            KIND,
+            &model_json,
+            run.model.init(&run.device),
             &run.device,
-        )?
-        .fork(&ad)
-        .train();
-        optim = optim
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(loaded.optimizer))
-            .map_err(|e| TrainError::Optimizer {
-                path: ckpt_dir.clone(),
-                reason: format!("{e:?}"),
-            })?;
-        rng = rng_from(loaded.state.rng_seed, &loaded.state.rng_word_pos);
-        state = loaded.state;
+            &ad,
+            optim,
+        )?;
+        (model, optim, rng, state) = (resumed.module, resumed.optim, resumed.rng, resumed.state);
     }
     std::fs::create_dir_all(run.out).map_err(|source| TrainError::Io {
         path: run.out.to_path_buf(),
@@ -174,24 +161,9 @@ pub fn train(run: AutoencoderRun<'_>, control: Control<'_>) -> Result<Outcome, T
     let save = |state: &mut TrainState,
                 model: &Autoencoder,
                 optim: &burn::optim::ModuleOptimizer,
-                rng: &ChaCha8Rng|
-     -> Result<(), TrainError> {
-        let (seed, pos) = rng_state(rng);
-        state.rng_seed = seed;
-        state.rng_word_pos = pos;
-        state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
-        let optim_bytes = optim.into_bytes().map_err(|e| TrainError::Optimizer {
-            path: ckpt_dir.clone(),
-            reason: format!("{e:?}"),
-        })?;
-        checkpoint::save(
-            &ckpt_dir,
-            state,
-            &weights_to_bytes(model),
-            &optim_bytes,
-            &[],
-        )?;
-        Ok(())
+                rng: &ChaCha8Rng| {
+        let elapsed = elapsed_before + started.elapsed().as_secs_f64();
+        run::save_checkpoint(&ckpt_dir, state, elapsed, model, optim, rng, &[])
     };
     let mut finished = true;
     while state.step < t.steps {

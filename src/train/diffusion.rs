@@ -16,9 +16,7 @@ use rand_distr::{Distribution, StandardNormal};
 use super::checkpoint::{self, TrainState};
 use super::dataset::WindowSet;
 use super::ema;
-use super::run::{
-    Control, Outcome, Progress, Throughput, TrainError, learning_rate, rng_from, rng_state,
-};
+use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
     AUTOENCODER_FILE, Autoencoder, ModelCard, Schedule, UNET_FILE, UNet, UNetConfig, load_weights,
     load_weights_bytes, rolls_to_tensor, save_weights, weights_to_bytes,
@@ -127,26 +125,16 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
     let mut rng = ChaCha8Rng::seed_from_u64(run.training.seed);
     let mut ema: Option<UNet> = None;
     let mut state = if run.resume {
-        if !ckpt_dir.exists() && !ckpt_dir.with_extension("old").exists() {
-            return Err(TrainError::NothingToResume(ckpt_dir));
-        }
-        let loaded = checkpoint::load(&ckpt_dir, KIND, &model_json)?;
-        // Loaded on the plain device, then forked: parameters must be fresh autodiff leaves.
-        unet = load_weights_bytes(
-            unet_config.init(&run.device),
-            loaded.weights,
+        let resumed = run::resume(
             &ckpt_dir,
+            KIND,
+            &model_json,
+            unet_config.init(&run.device),
             &run.device,
-        )?
-        .fork(&ad)
-        .train();
-        optim = optim
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(loaded.optimizer))
-            .map_err(|e| TrainError::Optimizer {
-                path: ckpt_dir.clone(),
-                reason: format!("{e:?}"),
-            })?;
-        rng = rng_from(loaded.state.rng_seed, &loaded.state.rng_word_pos);
+            &ad,
+            optim,
+        )?;
+        (unet, optim, rng) = (resumed.module, resumed.optim, resumed.rng);
         let ema_path = ckpt_dir.join(EMA_FILE);
         ema = match std::fs::read(&ema_path) {
             Ok(bytes) => Some(load_weights_bytes(
@@ -158,7 +146,7 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
             // Checkpoints from before EMA: start the average from the current weights.
             Err(_) => None,
         };
-        loaded.state
+        resumed.state
     } else {
         let sample: Vec<Roll> = (0..512).map(|_| data.draw(&mut rng).0).collect();
         TrainState {
@@ -190,24 +178,10 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
                 unet: &UNet,
                 ema: &UNet,
                 optim: &burn::optim::ModuleOptimizer,
-                rng: &ChaCha8Rng|
-     -> Result<(), TrainError> {
-        let (seed, pos) = rng_state(rng);
-        state.rng_seed = seed;
-        state.rng_word_pos = pos;
-        state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
-        let optim_bytes = optim.into_bytes().map_err(|e| TrainError::Optimizer {
-            path: ckpt_dir.clone(),
-            reason: format!("{e:?}"),
-        })?;
-        checkpoint::save(
-            &ckpt_dir,
-            state,
-            &weights_to_bytes(unet),
-            &optim_bytes,
-            &[(EMA_FILE, weights_to_bytes(ema))],
-        )?;
-        Ok(())
+                rng: &ChaCha8Rng| {
+        let elapsed = elapsed_before + started.elapsed().as_secs_f64();
+        let extra = [(EMA_FILE, weights_to_bytes(ema))];
+        run::save_checkpoint(&ckpt_dir, state, elapsed, unet, optim, rng, &extra)
     };
     let mut finished = true;
     while state.step < t.steps {

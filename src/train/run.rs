@@ -124,6 +124,76 @@ impl Throughput {
     }
 }
 
+/// A module, its optimizer and the generator, as a `--resume` finds them in a checkpoint.
+pub struct Resumed<M> {
+    pub module: M,
+    pub optim: burn::optim::ModuleOptimizer,
+    pub rng: ChaCha8Rng,
+    pub state: super::checkpoint::TrainState,
+}
+
+/// Reads the checkpoint in `dir` into `fresh` (built on the plain `device`); the weights come
+/// back as trainable leaves on the autodiff device `ad`.
+pub fn resume<M: burn::module::Module>(
+    dir: &std::path::Path,
+    kind: &str,
+    model_config: &serde_json::Value,
+    fresh: M,
+    device: &burn::tensor::Device,
+    ad: &burn::tensor::Device,
+    optim: burn::optim::ModuleOptimizer,
+) -> Result<Resumed<M>, TrainError> {
+    if !dir.exists() && !dir.with_extension("old").exists() {
+        return Err(TrainError::NothingToResume(dir.to_path_buf()));
+    }
+    let loaded = super::checkpoint::load(dir, kind, model_config)?;
+    // Loaded on the plain device, then forked: parameters must be fresh autodiff leaves.
+    let module = crate::model::load_weights_bytes(fresh, loaded.weights, dir, device)?
+        .fork(ad)
+        .train();
+    let optim = optim
+        .from_bytes(burn::tensor::Bytes::from_bytes_vec(loaded.optimizer))
+        .map_err(|e| TrainError::Optimizer {
+            path: dir.to_path_buf(),
+            reason: format!("{e:?}"),
+        })?;
+    Ok(Resumed {
+        module,
+        optim,
+        rng: rng_from(loaded.state.rng_seed, &loaded.state.rng_word_pos),
+        state: loaded.state,
+    })
+}
+
+/// Writes a run's checkpoint: weights, optimizer state, the generator's position and the
+/// wall time so far (`elapsed_secs`), plus `extra` files.
+pub fn save_checkpoint<M: burn::module::Module>(
+    dir: &std::path::Path,
+    state: &mut super::checkpoint::TrainState,
+    elapsed_secs: f64,
+    module: &M,
+    optim: &burn::optim::ModuleOptimizer,
+    rng: &ChaCha8Rng,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<(), TrainError> {
+    let (seed, pos) = rng_state(rng);
+    state.rng_seed = seed;
+    state.rng_word_pos = pos;
+    state.elapsed_secs = elapsed_secs;
+    let optim_bytes = optim.into_bytes().map_err(|e| TrainError::Optimizer {
+        path: dir.to_path_buf(),
+        reason: format!("{e:?}"),
+    })?;
+    super::checkpoint::save(
+        dir,
+        state,
+        &crate::model::weights_to_bytes(module),
+        &optim_bytes,
+        extra,
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
