@@ -77,6 +77,30 @@ pub enum Stage {
     },
 }
 
+/// Applies the options both stages share to either stage's training config (two config
+/// types with the same builder methods).
+macro_rules! with_common {
+    ($training:expr, $common:expr) => {{
+        let mut t = $training;
+        if let Some(v) = $common.steps {
+            t = t.with_steps(v);
+        }
+        if let Some(v) = $common.batch {
+            t = t.with_batch(v);
+        }
+        if let Some(v) = $common.lr {
+            t = t.with_lr(v);
+        }
+        if let Some(v) = $common.checkpoint_every {
+            t = t.with_checkpoint_every(v);
+        }
+        if let Some(v) = $common.seed {
+            t = t.with_seed(v);
+        }
+        t
+    }};
+}
+
 fn progress_bar(total: usize) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
@@ -180,22 +204,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             if let Some(l) = latent_channels {
                 model = model.with_latent_channels(l);
             }
-            let mut training = AutoencoderTraining::new();
-            if let Some(v) = common.steps {
-                training = training.with_steps(v);
-            }
-            if let Some(v) = common.batch {
-                training = training.with_batch(v);
-            }
-            if let Some(v) = common.lr {
-                training = training.with_lr(v);
-            }
-            if let Some(v) = common.checkpoint_every {
-                training = training.with_checkpoint_every(v);
-            }
-            if let Some(v) = common.seed {
-                training = training.with_seed(v);
-            }
+            let training = with_common!(AutoencoderTraining::new(), common);
             let outcome = autoencoder::train(
                 AutoencoderRun {
                     model,
@@ -221,22 +230,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             if let Some(b) = base_channels {
                 unet = unet.with_base_channels(b);
             }
-            let mut training = DiffusionTraining::new();
-            if let Some(v) = common.steps {
-                training = training.with_steps(v);
-            }
-            if let Some(v) = common.batch {
-                training = training.with_batch(v);
-            }
-            if let Some(v) = common.lr {
-                training = training.with_lr(v);
-            }
-            if let Some(v) = common.checkpoint_every {
-                training = training.with_checkpoint_every(v);
-            }
-            if let Some(v) = common.seed {
-                training = training.with_seed(v);
-            }
+            let training = with_common!(DiffusionTraining::new(), common);
             let outcome = diffusion::train(
                 DiffusionRun {
                     unet,
