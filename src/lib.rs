@@ -7,6 +7,7 @@
 pub mod audio;
 pub mod cli;
 pub mod device;
+pub mod eval;
 pub mod fsutil;
 pub mod midi;
 pub mod model;

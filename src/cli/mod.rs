@@ -3,6 +3,7 @@
 
 mod bench;
 mod data;
+mod eval;
 pub mod generate;
 mod play;
 mod render;
@@ -32,6 +33,10 @@ pub enum Command {
     /// Scan a corpus folder (<root>/<style>/*.mid): files read, files rejected and why,
     /// 8-bar windows per style.
     Data(data::DataArgs),
+    /// Score a model's samples, or a folder of MIDI files, against real music: overlapping
+    /// areas of musical features, per-sample statistics, validity; with the real-vs-real
+    /// ceiling and a random-notes baseline.
+    Eval(eval::EvalArgs),
     /// Generate eight-bar pieces as MIDI (and PNG) files.
     Generate(generate::GenerateArgs),
     /// Train a model: `train autoencoder`, then `train diffusion`.
@@ -48,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Play(args) => play::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Train(args) => train::run(args),
     }
 }

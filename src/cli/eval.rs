@@ -1,0 +1,175 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use rand::SeedableRng;
+
+use super::DeviceArgs;
+use crate::eval::{self, FEATURES, Report, STATISTICS};
+use crate::model::{GenerateRequest, Pipeline};
+use crate::roll::{Roll, STEPS_PER_BAR, Style, WINDOW_STEPS};
+use crate::train::dataset::WindowSet;
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["model", "samples"])))]
+pub struct EvalArgs {
+    /// Model folder to generate from.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Folder of .mid files to score instead of a model (their first 8 bars).
+    #[arg(long)]
+    pub samples: Option<PathBuf>,
+    /// Real music to compare with: <dir>/<style>/*.mid (e.g. ../shared/corpus/val).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Training corpus, for the real-vs-real ceiling (train windows against --data).
+    #[arg(long, default_value = "../shared/corpus/train")]
+    pub train: PathBuf,
+    /// Samples per style (and real windows per style).
+    #[arg(long, default_value_t = 64)]
+    pub count: usize,
+    /// Score one style only.
+    #[arg(long)]
+    pub style: Option<Style>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+fn windows(
+    dir: &std::path::Path,
+    per_style: usize,
+    style: Option<Style>,
+) -> anyhow::Result<Vec<Roll>> {
+    let (set, _) = WindowSet::scan(dir, 8).with_context(|| dir.display().to_string())?;
+    let rolls: Vec<Roll> = set
+        .fixed(per_style)
+        .into_iter()
+        .filter(|(_, s)| style.is_none_or(|want| *s == want))
+        .map(|(r, _)| r)
+        .collect();
+    anyhow::ensure!(
+        !rolls.is_empty(),
+        "{}: no 8-bar windows found",
+        dir.display()
+    );
+    Ok(rolls)
+}
+
+fn read_samples(dir: &std::path::Path) -> anyhow::Result<Vec<Roll>> {
+    let corpus = crate::train::corpus::scan(dir, STEPS_PER_BAR)
+        .with_context(|| dir.display().to_string())?;
+    let mut rolls = Vec::new();
+    for piece in corpus.pieces {
+        rolls.push(piece.song.to_roll().window(0, WINDOW_STEPS));
+    }
+    for rejected in corpus.rejected {
+        eprintln!("skipped {}: {}", rejected.path.display(), rejected.reason);
+    }
+    anyhow::ensure!(!rolls.is_empty(), "{}: no usable .mid files", dir.display());
+    Ok(rolls)
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let real = windows(&args.data, args.count, args.style)?;
+    let train = windows(&args.train, args.count, args.style)?;
+    let mut orphan_rate = None;
+    let (label, samples) = match (&args.model, &args.samples) {
+        (Some(dir), _) => {
+            let chosen = args.device.choose()?;
+            let pipeline = Pipeline::load(dir, &chosen.device)?;
+            let styles: Vec<Style> = match args.style {
+                Some(s) => vec![s],
+                None => Style::ALL.to_vec(),
+            };
+            let mut rolls = Vec::new();
+            let mut orphaned = 0;
+            for (i, style) in styles.into_iter().enumerate() {
+                let request = GenerateRequest {
+                    count: args.count,
+                    seed: args.seed + i as u64,
+                    steps: pipeline.card.defaults.steps,
+                    sampler: pipeline.card.defaults.sampler,
+                    style: Some(style),
+                    guidance: pipeline.card.defaults.guidance,
+                    tempo_bpm: style.default_tempo(),
+                };
+                let generated = pipeline.generate(&request, None, None)?;
+                orphaned += generated.orphans.iter().filter(|&&o| o > 0).count();
+                rolls.extend(generated.rolls);
+            }
+            orphan_rate = Some(orphaned as f64 / rolls.len().max(1) as f64);
+            ("model", rolls)
+        }
+        (None, Some(dir)) => ("samples", read_samples(dir)?),
+        (None, None) => unreachable!("clap requires --model or --samples"),
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+    let ceiling = eval::score(&real, &train);
+    let scored = eval::score(&real, &samples);
+    let random = eval::score(&real, &eval::random_baseline(&real, &mut rng));
+    if args.json {
+        let json = serde_json::json!({
+            "real_windows": real.len(),
+            "real_vs_real": ceiling,
+            label: scored,
+            "random": random,
+            "orphan_rate": orphan_rate,
+            "features": FEATURES,
+            "statistics": STATISTICS,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    print_table(label, real.len(), &ceiling, &scored, &random, orphan_rate);
+    Ok(())
+}
+
+fn print_table(
+    label: &str,
+    real: usize,
+    ceiling: &Report,
+    scored: &Report,
+    random: &Report,
+    orphan_rate: Option<f64>,
+) {
+    println!(
+        "{:<28} {:>12} {:>12} {:>12}",
+        format!("vs {real} real windows"),
+        "real-vs-real",
+        label,
+        "random"
+    );
+    for (i, name) in FEATURES.iter().enumerate() {
+        println!(
+            "{:<28} {:>12.3} {:>12.3} {:>12.3}",
+            format!("OA {name}"),
+            ceiling.oa[i],
+            scored.oa[i],
+            random.oa[i]
+        );
+    }
+    println!(
+        "{:<28} {:>12.3} {:>12.3} {:>12.3}",
+        "OA mean", ceiling.mean_oa, scored.mean_oa, random.mean_oa
+    );
+    for (i, name) in STATISTICS.iter().enumerate() {
+        println!(
+            "{:<28} {:>12.3} {:>12.3} {:>12.3}",
+            name, ceiling.statistics[i], scored.statistics[i], random.statistics[i]
+        );
+    }
+    println!(
+        "{:<28} {:>12.3} {:>12.3} {:>12.3}",
+        "empty-sample rate", ceiling.empty_rate, scored.empty_rate, random.empty_rate
+    );
+    if let Some(rate) = orphan_rate {
+        println!(
+            "{:<28} {:>12} {:>12.3} {:>12}",
+            "orphan-sustain rate", "0", rate, "-"
+        );
+    }
+}
