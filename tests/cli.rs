@@ -109,3 +109,39 @@ fn data_scans_styles_windows_and_rejections() {
         assert!(line.contains(&format!(" {} ", summary.windows)), "{line}");
     }
 }
+
+#[test]
+fn eval_scores_a_folder_against_real_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = fixtures();
+    let out = diffroll(
+        &[
+            "eval",
+            "--samples",
+            fixtures.join("chorale").to_str().unwrap(),
+            "--data",
+            fixtures.to_str().unwrap(),
+            "--train",
+            fixtures.to_str().unwrap(),
+            "--count",
+            "8",
+            "--json",
+        ],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    // The chorale is in the training data: its first eight bars are a copy.
+    assert_eq!(json["copy_rate"]["samples"], 1.0);
+    let oa = json["samples"]["oa"].as_array().unwrap();
+    assert_eq!(oa.len(), 6);
+    assert!(
+        oa.iter()
+            .all(|v| (0.0..=1.0001).contains(&v.as_f64().unwrap()))
+    );
+}

@@ -107,7 +107,25 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         (None, Some(dir)) => ("samples", read_samples(dir)?),
         (None, None) => unreachable!("clap requires --model or --samples"),
     };
+    // Copies: the share of samples whose nearest training window has onset F1 > 0.8.
+    let corpus = crate::train::corpus::scan(&args.train, STEPS_PER_BAR)
+        .with_context(|| args.train.display().to_string())?;
+    let index = eval::OnsetIndex::new(
+        corpus
+            .pieces
+            .iter()
+            .map(|p| (p.song.notes.as_slice(), p.windows.as_slice())),
+    );
+    let copy_rate = |rolls: &[Roll]| {
+        use rayon::prelude::*;
+        let copies = rolls
+            .par_iter()
+            .filter(|r| index.nearest_f1(r) > 0.8)
+            .count();
+        copies as f64 / rolls.len().max(1) as f64
+    };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+    let copies = [copy_rate(&real), copy_rate(&samples)];
     let ceiling = eval::score(&real, &train);
     let scored = eval::score(&real, &samples);
     let random = eval::score(&real, &eval::random_baseline(&real, &mut rng));
@@ -118,6 +136,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             label: scored,
             "random": random,
             "orphan_rate": orphan_rate,
+            "copy_rate": { "real_vs_real": copies[0], label: copies[1] },
             "features": FEATURES,
             "statistics": STATISTICS,
         });
@@ -125,6 +144,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     print_table(label, real.len(), &ceiling, &scored, &random, orphan_rate);
+    println!(
+        "{:<28} {:>12.3} {:>12.3} {:>12}",
+        "copies (train onset-F1>0.8)", copies[0], copies[1], "-"
+    );
     Ok(())
 }
 

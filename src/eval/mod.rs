@@ -3,6 +3,10 @@
 //! MGEval), per-sample musical statistics (muspy's definitions), and validity rates. Pure
 //! functions of rolls; the CLI's `eval` command gathers the sets.
 
+mod memorization;
+
+pub use memorization::OnsetIndex;
+
 use crate::roll::{Roll, STEPS_PER_BAR, STEPS_PER_BEAT};
 
 /// Bins of note lengths and inter-onset intervals, in sixteenth steps (upper bounds).
