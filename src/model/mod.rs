@@ -38,9 +38,10 @@ pub fn rolls_to_tensor(rolls: &[&Roll], device: &Device) -> Tensor<4> {
     )
 }
 
-/// Decoder logits [B, 2, 128, 128] to rolls (a cell is set where its probability exceeds ½),
-/// repaired, with the orphan-sustain cells each one needed repairing.
-pub fn logits_to_rolls(logits: Tensor<4>) -> Vec<(Roll, usize)> {
+/// Decoder logits [B, 2, 128, 128] to rolls: an onset or sustain cell is set where its logit
+/// exceeds that plane's threshold (0 = probability ½), then the roll is repaired; each roll
+/// comes with the orphan-sustain cells repair fixed.
+pub fn logits_to_rolls(logits: Tensor<4>, thresholds: [f32; 2]) -> Vec<(Roll, usize)> {
     let [b, _, p, t] = logits.dims();
     let values: Vec<f32> = logits
         .into_data()
@@ -50,7 +51,14 @@ pub fn logits_to_rolls(logits: Tensor<4>) -> Vec<(Roll, usize)> {
     let per = 2 * p * t;
     (0..b)
         .map(|i| {
-            let mut roll = Roll::from_planes(&values[i * per..(i + 1) * per], t, 0.0);
+            let planes = &values[i * per..(i + 1) * per];
+            // Shift the sustain plane so one threshold of 0 applies to both.
+            let shifted: Vec<f32> = planes
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| v - thresholds[usize::from(j >= p * t)])
+                .collect();
+            let mut roll = Roll::from_planes(&shifted, t, 0.0);
             let fixed = roll.repair();
             (roll, fixed.orphan_sustain)
         })

@@ -112,7 +112,7 @@ impl Pipeline {
     /// Decodes scaled latents into repaired rolls.
     pub fn decode(&self, z: Tensor<4>) -> Vec<(Roll, usize)> {
         let z = z.div_scalar(self.card.latent_scale);
-        logits_to_rolls(self.autoencoder.decode_logits(z))
+        logits_to_rolls(self.autoencoder.decode_logits(z), self.card.thresholds)
     }
 
     /// Picks each sample's style: the requested one, or drawn by the training proportions.

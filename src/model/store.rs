@@ -74,6 +74,10 @@ pub struct ModelCard {
     pub unet: Option<UNetConfig>,
     /// Latents are multiplied by this before diffusion (1 / their standard deviation).
     pub latent_scale: f32,
+    /// Decoder logit thresholds for the onset and sustain planes, tuned on held-out windows
+    /// for the best F1 (0 is probability ½).
+    #[serde(default)]
+    pub thresholds: [f32; 2],
     /// Style names in label order.
     pub styles: Vec<String>,
     /// Share of training windows per style: how styles are drawn when none is asked for.
@@ -96,6 +100,7 @@ impl ModelCard {
             autoencoder,
             unet: None,
             latent_scale: 1.0,
+            thresholds: [0.0, 0.0],
             styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),
             style_weights: vec![1.0 / Style::ALL.len() as f32; Style::ALL.len()],
             defaults: Defaults::default(),
