@@ -2,6 +2,8 @@
 //! callback runs: no clipping, no clicks at note start or end, silence after release, the
 //! right pitch at any device rate, velocity that matters, every channel layout and sample type.
 
+mod common;
+
 use diffroll::audio::{Event, Instrument, Limiter, MAX_VOICES, Player, Synth, Timbre};
 
 const SR: u32 = 44_100;
@@ -56,35 +58,6 @@ fn zero_crossing_hz(x: &[f32], from: f64, to: f64, sample_rate: u32) -> f64 {
     let ups: Vec<usize> = (a..b).filter(|&i| x[i - 1] < 0.0 && x[i] >= 0.0).collect();
     let (first, last) = (ups[0], ups[ups.len() - 1]);
     (ups.len() - 1) as f64 * f64::from(sample_rate) / (last - first) as f64
-}
-
-/// Fundamental by autocorrelation (50..2000 Hz), refined by parabolic interpolation: works
-/// for timbres whose overtones add extra zero crossings.
-fn autocorrelation_hz(x: &[f32], sample_rate: u32) -> f64 {
-    let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-    let n = x.len() / 2;
-    // Normalized, so a level that grows or beats across the window does not favour long lags.
-    let corr = |lag: usize| -> f64 {
-        let (mut xy, mut xx, mut yy) = (0.0, 0.0, 0.0);
-        for i in 0..n {
-            xy += x[i] * x[i + lag];
-            xx += x[i] * x[i];
-            yy += x[i + lag] * x[i + lag];
-        }
-        xy / (xx * yy).sqrt().max(1e-30)
-    };
-    let (min_lag, max_lag) = ((sample_rate / 2000) as usize, (sample_rate / 50) as usize);
-    let values: Vec<f64> = (min_lag..=max_lag).map(corr).collect();
-    // The first peak that comes close to the best one is the period, not a multiple of it.
-    let best = values.iter().cloned().fold(f64::MIN, f64::max);
-    let i = (1..values.len() - 1)
-        .find(|&i| {
-            values[i] >= 0.9 * best && values[i] >= values[i - 1] && values[i] >= values[i + 1]
-        })
-        .expect("a periodic signal");
-    let (y0, y1, y2) = (values[i - 1], values[i], values[i + 1]);
-    let shift = 0.5 * (y0 - y2) / (y0 - 2.0 * y1 + y2);
-    f64::from(sample_rate) / ((min_lag + i) as f64 + shift)
 }
 
 #[test]
@@ -156,7 +129,7 @@ fn every_timbre_is_in_tune_at_every_device_rate() {
             p.handle(on(57, 100));
             let x = render(&mut p, 0.6, rate);
             let window = &x[(rate as usize) * 3 / 10..(rate as usize) * 3 / 10 + 4096];
-            let hz = autocorrelation_hz(window, rate);
+            let hz = common::autocorrelation_hz(window, rate);
             assert!(
                 (hz - 220.0).abs() < 220.0 * 0.005,
                 "{} at {rate} Hz: A3 measured {hz} Hz",

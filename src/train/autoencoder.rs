@@ -160,14 +160,7 @@ fn validation(run: &AutoencoderRun<'_>, train: &WindowSet) -> Result<Vec<Roll>, 
 
 pub fn train(run: AutoencoderRun<'_>, control: Control<'_>) -> Result<Outcome, TrainError> {
     let started = Instant::now();
-    let (data, corpus) =
-        WindowSet::scan(run.data, run.training.hop_bars).map_err(|source| TrainError::Io {
-            path: run.data.to_path_buf(),
-            source,
-        })?;
-    if data.is_empty() {
-        return Err(TrainError::NoData(run.data.to_path_buf()));
-    }
+    let (data, corpus) = WindowSet::load(run.data, run.training.hop_bars)?;
     let val = validation(&run, &data)?;
     let ad = run.device.clone().autodiff();
     let model_json = serde_json::to_value(&run.model).expect("config serializes");

@@ -6,6 +6,7 @@ use std::path::Path;
 use rand::{Rng, RngExt};
 
 use super::corpus::{self, Corpus};
+use super::run::TrainError;
 use crate::roll::{Note, Roll, STEPS_PER_BAR, Style, WINDOW_STEPS};
 
 /// Semitones a window may be transposed by (−6…+5 covers every key once).
@@ -33,6 +34,19 @@ impl WindowSet {
     pub fn scan(dir: &Path, hop_bars: usize) -> std::io::Result<(WindowSet, Corpus)> {
         let corpus = corpus::scan(dir, hop_bars * STEPS_PER_BAR)?;
         Ok((WindowSet::from_corpus(&corpus), corpus))
+    }
+
+    /// [`WindowSet::scan`] for training: an unreadable folder or one without labelled
+    /// windows is an error that says what a corpus folder must hold.
+    pub fn load(dir: &Path, hop_bars: usize) -> Result<(WindowSet, Corpus), TrainError> {
+        let (set, corpus) = WindowSet::scan(dir, hop_bars).map_err(|source| TrainError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if set.is_empty() {
+            return Err(TrainError::NoData(dir.to_path_buf()));
+        }
+        Ok((set, corpus))
     }
 
     pub fn from_corpus(corpus: &Corpus) -> WindowSet {

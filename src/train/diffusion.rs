@@ -99,14 +99,7 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
         &run.autoencoder.join(AUTOENCODER_FILE),
         &run.device,
     )?;
-    let (data, corpus) =
-        WindowSet::scan(run.data, run.training.hop_bars).map_err(|source| TrainError::Io {
-            path: run.data.to_path_buf(),
-            source,
-        })?;
-    if data.is_empty() {
-        return Err(TrainError::NoData(run.data.to_path_buf()));
-    }
+    let (data, corpus) = WindowSet::load(run.data, run.training.hop_bars)?;
     let unet_config = run
         .unet
         .clone()

@@ -111,3 +111,32 @@ pub fn corpus_files() -> Vec<PathBuf> {
     }
     files
 }
+
+/// Fundamental by autocorrelation (50..2000 Hz), refined by parabolic interpolation: works
+/// for timbres whose overtones add extra zero crossings.
+pub fn autocorrelation_hz(x: &[f32], sample_rate: u32) -> f64 {
+    let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    let n = x.len() / 2;
+    // Normalized, so a level that grows or beats across the window does not favour long lags.
+    let corr = |lag: usize| -> f64 {
+        let (mut xy, mut xx, mut yy) = (0.0, 0.0, 0.0);
+        for i in 0..n {
+            xy += x[i] * x[i + lag];
+            xx += x[i] * x[i];
+            yy += x[i + lag] * x[i + lag];
+        }
+        xy / (xx * yy).sqrt().max(1e-30)
+    };
+    let (min_lag, max_lag) = ((sample_rate / 2000) as usize, (sample_rate / 50) as usize);
+    let values: Vec<f64> = (min_lag..=max_lag).map(corr).collect();
+    // The first peak that comes close to the best one is the period, not a multiple of it.
+    let best = values.iter().cloned().fold(f64::MIN, f64::max);
+    let i = (1..values.len() - 1)
+        .find(|&i| {
+            values[i] >= 0.9 * best && values[i] >= values[i - 1] && values[i] >= values[i + 1]
+        })
+        .expect("a periodic signal");
+    let (y0, y1, y2) = (values[i - 1], values[i], values[i + 1]);
+    let shift = 0.5 * (y0 - y2) / (y0 - 2.0 * y1 + y2);
+    f64::from(sample_rate) / ((min_lag + i) as f64 + shift)
+}
