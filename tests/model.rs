@@ -147,6 +147,30 @@ fn train_resume_generate_is_exact_and_deterministic() {
     let card = ModelCard::load(&ae).unwrap();
     assert!(card.unet.is_none());
     assert!(card.training["autoencoder"]["steps"] == 4);
+    // `eval --autoencoder` scores its reconstructions.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffroll"))
+        .args([
+            "eval",
+            "--device",
+            "cpu",
+            "--json",
+            "--count",
+            "2",
+            "--autoencoder",
+        ])
+        .arg(&ae)
+        .arg("--data")
+        .arg(fixtures())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["best_onset_f1"].as_f64().unwrap() >= 0.0);
+    assert!(report["windows"].as_u64().unwrap() > 0);
 
     // Straight through, versus stopped after 3 steps and resumed: the same weights.
     let straight = dir.path().join("straight");

@@ -11,7 +11,7 @@ use crate::roll::{Roll, STEPS_PER_BAR, Style, WINDOW_STEPS};
 use crate::train::dataset::WindowSet;
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["model", "samples"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["model", "samples", "autoencoder"])))]
 pub struct EvalArgs {
     /// Model folder to generate from.
     #[arg(long)]
@@ -19,6 +19,10 @@ pub struct EvalArgs {
     /// Folder of .mid files to score instead of a model (their first 8 bars).
     #[arg(long)]
     pub samples: Option<PathBuf>,
+    /// Model folder whose autoencoder's reconstruction of --data to score (onset and frame
+    /// F1), at the card's decoding thresholds and at the best ones for this data.
+    #[arg(long)]
+    pub autoencoder: Option<PathBuf>,
     /// Real music to compare with: <dir>/<style>/*.mid (e.g. ../shared/corpus/val).
     #[arg(long)]
     pub data: PathBuf,
@@ -73,7 +77,40 @@ fn read_samples(dir: &std::path::Path) -> anyhow::Result<Vec<Roll>> {
     Ok(rolls)
 }
 
+fn autoencoder_f1(args: &EvalArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    use crate::train::autoencoder::{reconstruction_f1, tune_thresholds};
+    let chosen = args.device.choose()?;
+    let card = crate::model::ModelCard::load(dir)?;
+    let ae = crate::model::load_weights(
+        card.autoencoder.init(&chosen.device),
+        &dir.join(crate::model::AUTOENCODER_FILE),
+        &chosen.device,
+    )?;
+    let real = windows(&args.data, args.count, args.style)?;
+    let (onset, frame) = reconstruction_f1(&ae, &real, &chosen.device, card.thresholds);
+    let (best, (best_onset, best_frame)) = tune_thresholds(&ae, &real, &chosen.device);
+    let report = serde_json::json!({
+        "windows": real.len(),
+        "thresholds": card.thresholds, "onset_f1": onset, "frame_f1": frame,
+        "best_thresholds": best, "best_onset_f1": best_onset, "best_frame_f1": best_frame,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} windows: onset F1 {onset:.4}, frame F1 {frame:.4} at thresholds {:?}; \
+             best here: {best_onset:.4} / {best_frame:.4} at {best:?}",
+            real.len(),
+            card.thresholds
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.autoencoder {
+        return autoencoder_f1(&args, dir);
+    }
     let real = windows(&args.data, args.count, args.style)?;
     let train = windows(&args.train, args.count, args.style)?;
     let mut orphan_rate = None;
@@ -105,7 +142,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             ("model", rolls)
         }
         (None, Some(dir)) => ("samples", read_samples(dir)?),
-        (None, None) => unreachable!("clap requires --model or --samples"),
+        (None, None) => unreachable!("clap requires --model, --samples or --autoencoder"),
     };
     // Copies: the share of samples whose nearest training window has onset F1 > 0.8.
     let corpus = crate::train::corpus::scan(&args.train, STEPS_PER_BAR)
