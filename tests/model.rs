@@ -253,6 +253,28 @@ fn train_resume_generate_is_exact_and_deterministic() {
     let c = pipeline.generate(&ddim, None, None).unwrap();
     assert!(c.rolls.iter().all(|r| r.style == Some(Style::Folk)));
 
+    // `eval --model` generates per style and scores each style against its own real music.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffroll"))
+        .args([
+            "eval", "--device", "cpu", "--json", "--count", "3", "--model",
+        ])
+        .arg(&straight)
+        .arg("--data")
+        .arg(fixtures())
+        .arg("--train")
+        .arg(fixtures())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["model"]["samples"], 12);
+    assert!(!report["per_style"].as_array().unwrap().is_empty());
+    assert!(report["orphan_rate"].as_f64().is_some());
+
     // Cancel before the first step.
     let cancel = AtomicBool::new(true);
     assert!(matches!(

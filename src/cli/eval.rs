@@ -166,6 +166,29 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let ceiling = eval::score(&real, &train);
     let scored = eval::score(&real, &samples);
     let random = eval::score(&real, &eval::random_baseline(&real, &mut rng));
+    // Per style, where the samples know theirs (a model's do; a folder's do not).
+    let of = |rolls: &[Roll], style: Style| -> Vec<Roll> {
+        rolls
+            .iter()
+            .filter(|r| r.style == Some(style))
+            .cloned()
+            .collect()
+    };
+    let mut per_style = Vec::new();
+    for style in Style::ALL {
+        let (r, t, g) = (of(&real, style), of(&train, style), of(&samples, style));
+        if r.len() < 2 || t.is_empty() || g.is_empty() {
+            continue;
+        }
+        let random = eval::score(&r, &eval::random_baseline(&r, &mut rng));
+        per_style.push(serde_json::json!({
+            "style": style.name(),
+            "real_vs_real": eval::score(&r, &t),
+            label: eval::score(&r, &g),
+            "random": random,
+            "copy_rate": copy_rate(&g),
+        }));
+    }
     if args.json {
         let json = serde_json::json!({
             "real_windows": real.len(),
@@ -174,6 +197,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "random": random,
             "orphan_rate": orphan_rate,
             "copy_rate": { "real_vs_real": copies[0], label: copies[1] },
+            "per_style": per_style,
             "features": FEATURES,
             "statistics": STATISTICS,
         });
@@ -185,6 +209,27 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         "{:<28} {:>12.3} {:>12.3} {:>12}",
         "copies (train onset-F1>0.8)", copies[0], copies[1], "-"
     );
+    if !per_style.is_empty() {
+        println!(
+            "\n{:<10} {:>9} {:>9} {:>9} {:>10} {:>10} {:>8}",
+            "style", "OA real", "OA model", "OA rand", "poly train", "poly model", "copies"
+        );
+        let f = |v: &serde_json::Value, k: &str| v[k]["mean_oa"].as_f64().unwrap_or(f64::NAN);
+        let poly =
+            |v: &serde_json::Value, k: &str| v[k]["statistics"][2].as_f64().unwrap_or(f64::NAN);
+        for row in &per_style {
+            println!(
+                "{:<10} {:>9.3} {:>9.3} {:>9.3} {:>10.2} {:>10.2} {:>8.3}",
+                row["style"].as_str().unwrap_or("?"),
+                f(row, "real_vs_real"),
+                f(row, label),
+                f(row, "random"),
+                poly(row, "real_vs_real"),
+                poly(row, label),
+                row["copy_rate"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+    }
     Ok(())
 }
 
