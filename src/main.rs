@@ -14,9 +14,25 @@ fn main() -> ExitCode {
     match diffroll::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // `{:#}` joins the context chain on one line: "diffroll: IN.mid: reason".
-            eprintln!("diffroll: {e:#}");
+            eprintln!("diffroll: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line ("diffroll: IN.mid: reason"), each cause once: many
+/// library errors already print their source in their own message.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

@@ -101,7 +101,11 @@ pub fn scan(root: &Path, hop: usize) -> std::io::Result<Corpus> {
         .follow_links(true)
         .sort_by_file_name()
     {
-        let entry = entry.map_err(std::io::Error::other)?;
+        let entry = entry.map_err(|e| {
+            let text = e.to_string();
+            e.into_io_error()
+                .unwrap_or_else(|| std::io::Error::other(text))
+        })?;
         if !entry.file_type().is_file() {
             continue;
         }
