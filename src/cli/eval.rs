@@ -271,6 +271,23 @@ fn print_table(
         "{:<28} {:>12.3} {:>12.3} {:>12.3}",
         "empty-sample rate", ceiling.empty_rate, scored.empty_rate, random.empty_rate
     );
+    for (i, what) in ["pitch", "duration"].iter().enumerate() {
+        let row = |r: &Report| r.self_similarity[i];
+        println!(
+            "{:<28} {:>12.3} {:>12.3} {:>12.3}",
+            format!("self-sim. {what} consistency"),
+            row(ceiling).0,
+            row(scored).0,
+            row(random).0
+        );
+        println!(
+            "{:<28} {:>12.3} {:>12.3} {:>12.3}",
+            format!("self-sim. {what} variance"),
+            row(ceiling).1,
+            row(scored).1,
+            row(random).1
+        );
+    }
     if let Some(rate) = orphan_rate {
         println!(
             "{:<28} {:>12} {:>12.3} {:>12}",

@@ -3,8 +3,10 @@
 //! MGEval), per-sample musical statistics (muspy's definitions), and validity rates. Pure
 //! functions of rolls; the CLI's `eval` command gathers the sets.
 
+mod framewise;
 mod memorization;
 
+pub use framewise::self_similarity;
 pub use memorization::OnsetIndex;
 
 use crate::roll::{Roll, STEPS_PER_BAR, STEPS_PER_BEAT};
@@ -222,6 +224,9 @@ pub struct Report {
     pub statistics: Vec<f64>,
     /// Share of samples that were empty.
     pub empty_rate: f64,
+    /// Framewise self-similarity against the real set: (consistency, variance) for pitch,
+    /// then for duration; 1 is the real set's own.
+    pub self_similarity: [(f64, f64); 2],
 }
 
 pub fn score(real: &[Roll], samples: &[Roll]) -> Report {
@@ -247,6 +252,7 @@ pub fn score(real: &[Roll], samples: &[Roll]) -> Report {
         oa,
         statistics,
         empty_rate: samples.iter().filter(|r| r.is_empty()).count() as f64 / n,
+        self_similarity: self_similarity(real, samples),
     }
 }
 
