@@ -275,6 +275,49 @@ fn train_resume_generate_is_exact_and_deterministic() {
     assert!(!report["per_style"].as_array().unwrap().is_empty());
     assert!(report["orphan_rate"].as_f64().is_some());
 
+    // Inpainting bars 3-6 keeps bars 1-2 and 7-8 as the autoencoder reconstructs them.
+    let (set, _) = WindowSet::scan(&fixtures(), 8).unwrap();
+    let (source, _) = set.fixed(1).remove(0);
+    let keep: Vec<bool> = (0..128).map(|t| !(32..96).contains(&t)).collect();
+    let inpainted = pipeline
+        .inpaint(
+            &GenerateRequest {
+                count: 2,
+                ..request.clone()
+            },
+            &source,
+            &keep,
+            None,
+            None,
+        )
+        .unwrap();
+    // The kept latent columns (8 steps each) come back exactly as the encoder made them.
+    let clean: Vec<f32> = pipeline
+        .autoencoder()
+        .encode(diffroll::model::rolls_to_tensor(
+            &[&source],
+            &Device::flex(),
+        ))
+        .mul_scalar(pipeline.card.latent_scale)
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    let latents: Vec<f32> = inpainted.latents.clone().into_data().try_to_vec().unwrap();
+    let per = clean.len();
+    let [_, c, h, w] = inpainted.latents.dims();
+    assert_eq!(c * h * w, per);
+    for sample in 0..2 {
+        for i in 0..per {
+            let column = i % w;
+            let got = latents[sample * per + i];
+            if !(4..12).contains(&column) {
+                assert_eq!(got, clean[i], "kept latent {i} of sample {sample}");
+            }
+        }
+    }
+    let masked_differs = (0..per).any(|i| (4..12).contains(&(i % w)) && latents[i] != clean[i]);
+    assert!(masked_differs, "bars 3-6 are generated anew");
+
     // Cancel before the first step.
     let cancel = AtomicBool::new(true);
     assert!(matches!(

@@ -40,6 +40,8 @@ pub struct StepEvent<'a> {
 #[derive(Debug, Clone)]
 pub struct Generated {
     pub rolls: Vec<Roll>,
+    /// The final (scaled) latents [count, C, H, W], for variations and inpainting later.
+    pub latents: Tensor<4>,
     /// Orphan-sustain cells the decoder produced and repair fixed, per roll.
     pub orphans: Vec<usize>,
 }
@@ -145,6 +147,56 @@ impl Pipeline {
         &self,
         request: &GenerateRequest,
         cancel: Option<&AtomicBool>,
+        on_step: Option<&mut dyn FnMut(StepEvent<'_>)>,
+    ) -> Result<Generated, ModelError> {
+        self.run(request, None, cancel, on_step)
+    }
+
+    /// Regenerates the steps of `roll` (one 8-bar window) where `keep` is false and keeps the
+    /// rest: every sample is a new take on the masked bars that fits around the kept ones.
+    /// The mask is applied per latent column (8 steps): a column is kept when all its steps
+    /// are.
+    pub fn inpaint(
+        &self,
+        request: &GenerateRequest,
+        roll: &Roll,
+        keep: &[bool],
+        cancel: Option<&AtomicBool>,
+        on_step: Option<&mut dyn FnMut(StepEvent<'_>)>,
+    ) -> Result<Generated, ModelError> {
+        assert_eq!(keep.len(), WINDOW_STEPS, "one keep flag per step");
+        let [c, h, w] = self.latent_shape();
+        let f = WINDOW_STEPS / w;
+        let clean = self
+            .autoencoder
+            .encode(super::rolls_to_tensor(
+                &[&roll.window(0, WINDOW_STEPS)],
+                &self.device,
+            ))
+            .mul_scalar(self.card.latent_scale)
+            .repeat_dim(0, request.count);
+        let mut mask = Vec::with_capacity(request.count * c * h * w);
+        for _ in 0..request.count * c * h {
+            mask.extend((0..w).map(|col| {
+                if keep[col * f..(col + 1) * f].iter().all(|&k| k) {
+                    1.0f32
+                } else {
+                    0.0
+                }
+            }));
+        }
+        let mask = Tensor::from_data(
+            TensorData::new(mask, [request.count, c, h, w]),
+            &self.device,
+        );
+        self.run(request, Some((clean, mask)), cancel, on_step)
+    }
+
+    fn run(
+        &self,
+        request: &GenerateRequest,
+        known: Option<(Tensor<4>, Tensor<4>)>,
+        cancel: Option<&AtomicBool>,
         mut on_step: Option<&mut dyn FnMut(StepEvent<'_>)>,
     ) -> Result<Generated, ModelError> {
         let unet = self
@@ -213,11 +265,12 @@ impl Pipeline {
                 steps: request.steps,
                 cancel,
                 noise: &mut noise,
+                known,
             },
             &mut report,
         )
         .map_err(|_| ModelError::Cancelled)?;
-        let decoded = self.decode(z);
+        let decoded = self.decode(z.clone());
         let mut rolls = Vec::with_capacity(b);
         let mut orphans = Vec::with_capacity(b);
         for ((mut roll, orphan), style) in decoded.into_iter().zip(styles) {
@@ -226,7 +279,11 @@ impl Pipeline {
             rolls.push(roll);
             orphans.push(orphan);
         }
-        Ok(Generated { rolls, orphans })
+        Ok(Generated {
+            rolls,
+            latents: z,
+            orphans,
+        })
     }
 }
 
