@@ -170,17 +170,12 @@ pub fn train(run: AutoencoderRun<'_>, control: Control<'_>) -> Result<Outcome, T
     let mut model = run.model.init(&ad);
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
     let mut rng = ChaCha8Rng::seed_from_u64(run.training.seed);
-    let mut state = TrainState {
-        kind: KIND.into(),
-        step: 0,
-        rng_seed: [0; 32],
-        rng_word_pos: "0".into(),
-        model_config: model_json.clone(),
-        training_config: serde_json::to_value(&run.training).expect("config serializes"),
-        elapsed_secs: 0.0,
-        latent_scale: None,
-        history: vec![],
-    };
+    let mut state = TrainState::new(
+        KIND,
+        model_json.clone(),
+        serde_json::to_value(&run.training).expect("config serializes"),
+        None,
+    );
     if run.resume {
         let resumed = run::resume(
             &ckpt_dir,

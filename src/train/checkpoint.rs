@@ -56,6 +56,28 @@ pub struct TrainState {
     pub history: Vec<serde_json::Value>,
 }
 
+impl TrainState {
+    /// The state of a run about to take its first step.
+    pub fn new(
+        kind: &str,
+        model_config: serde_json::Value,
+        training_config: serde_json::Value,
+        latent_scale: Option<f32>,
+    ) -> TrainState {
+        TrainState {
+            kind: kind.to_string(),
+            step: 0,
+            rng_seed: [0; 32],
+            rng_word_pos: "0".into(),
+            model_config,
+            training_config,
+            elapsed_secs: 0.0,
+            latent_scale,
+            history: vec![],
+        }
+    }
+}
+
 /// The checkpoint folder of a training output folder.
 pub fn dir_of(out: &Path) -> PathBuf {
     out.join("checkpoint")

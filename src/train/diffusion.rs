@@ -142,17 +142,12 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
         resumed.state
     } else {
         let sample: Vec<Roll> = (0..512).map(|_| data.draw(&mut rng).0).collect();
-        TrainState {
-            kind: KIND.into(),
-            step: 0,
-            rng_seed: [0; 32],
-            rng_word_pos: "0".into(),
-            model_config: model_json.clone(),
-            training_config: serde_json::to_value(&run.training).expect("config serializes"),
-            elapsed_secs: 0.0,
-            latent_scale: Some(latent_scale(&ae, &sample, &run.device)),
-            history: vec![],
-        }
+        TrainState::new(
+            KIND,
+            model_json.clone(),
+            serde_json::to_value(&run.training).expect("config serializes"),
+            Some(latent_scale(&ae, &sample, &run.device)),
+        )
     };
     std::fs::create_dir_all(run.out).map_err(|source| TrainError::Io {
         path: run.out.to_path_buf(),
