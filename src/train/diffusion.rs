@@ -247,9 +247,10 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
     }
     save(&mut state, &unet, &ema, &optim, &rng)?;
     // The model folder is usable at every stop: `generate` can try a half-trained run.
+    // The model ships the weights' moving average, not the last step's weights.
     write_model(
         &run,
-        &unet.valid(),
+        &ema,
         &ae,
         &ae_card,
         &unet_config,
