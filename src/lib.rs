@@ -4,6 +4,7 @@
 //! → MIDI, audio, pictures ([`render`]) and the app. The CLI ([`cli`]) and the GUI are thin
 //! front ends over this library.
 
+pub mod app;
 pub mod audio;
 pub mod cli;
 pub mod device;

@@ -33,6 +33,7 @@ pub use output::AudioOutput;
 pub use player::{Instrument, InstrumentSpec, Player};
 pub use sequencer::{
     Clock, Finish, ManualClock, Sequence, Sequencer, SystemClock, TimedEvent, run_sequencer,
+    run_sequencer_observed,
 };
 pub use soundfont::{
     find_soundfonts, find_soundfonts_in, load_soundfont, resolve_soundfont, soundfont_dirs,

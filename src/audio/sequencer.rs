@@ -414,9 +414,22 @@ pub fn run_sequencer(
     sink: &mut impl EventSink,
     stop: &AtomicBool,
 ) -> Finish {
+    run_sequencer_observed(sequencer, clock, sink, stop, &mut |_| {})
+}
+
+/// [`run_sequencer`], telling `on_position` the playing position (seconds into the sequence)
+/// after every advance: the app's playhead follows it.
+pub fn run_sequencer_observed(
+    sequencer: &mut Sequencer,
+    clock: &mut impl Clock,
+    sink: &mut impl EventSink,
+    stop: &AtomicBool,
+    on_position: &mut dyn FnMut(f64),
+) -> Finish {
     let mut last = clock.now();
     sequencer.advance(0.0, sink);
     loop {
+        on_position(sequencer.position());
         if stop.load(Ordering::Acquire) {
             sequencer.stop(sink);
             return Finish::Stopped;

@@ -1,4 +1,4 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -12,8 +12,8 @@ use crate::{midi, render};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Model folder.
-    #[arg(long, default_value = "models/base")]
+    /// Model: a folder, `base` (the shipped model) or the name of a saved (fine-tuned) model.
+    #[arg(long, default_value = "base")]
     pub model: PathBuf,
     /// Number of eight-bar pieces.
     #[arg(long, short = 'n', default_value_t = 1)]
@@ -47,29 +47,10 @@ pub struct GenerateArgs {
     pub device: DeviceArgs,
 }
 
-/// Finds the model folder: as given, or for the default `models/base`, the one shipped with
-/// this checkout.
-pub fn resolve_model(path: &Path) -> PathBuf {
-    if path.exists() || path != Path::new("models/base") {
-        return path.to_path_buf();
-    }
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    if shipped.exists() {
-        shipped
-    } else {
-        path.to_path_buf()
-    }
-}
-
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
     let chosen = args.device.choose()?;
-    let model_dir = resolve_model(&args.model);
-    anyhow::ensure!(
-        model_dir.join(crate::model::CARD_FILE).exists() || args.model != Path::new("models/base"),
-        "models/base: no trained base model in this checkout yet; train one \
-         (`diffroll train autoencoder`, then `diffroll train diffusion`) and pass it with --model DIR"
-    );
+    let model_dir = crate::model::catalog::resolve(&args.model)?;
     let pipeline = Pipeline::load(&model_dir, &chosen.device)?;
     let defaults = pipeline.card.defaults.clone();
     let seed = args.seed.unwrap_or_else(|| {

@@ -1,6 +1,7 @@
 //! The command line: clap definitions and one function per command. Commands only parse
 //! arguments, call the library and report; the work lives in the library modules.
 
+mod app;
 mod bench;
 mod data;
 mod eval;
@@ -16,15 +17,17 @@ use clap::{Parser, Subcommand};
     name = "diffroll",
     version,
     about = "Compose music with latent diffusion over piano rolls",
-    arg_required_else_help = true
+    after_help = "Without a command, diffroll opens the app."
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the app (what `diffroll` alone does).
+    App(app::AppArgs),
     /// Draw a MIDI file's piano roll as a PNG, re-export its notes quantized to 16ths as MIDI,
     /// or render it to a WAV file (built-in synth or --soundfont).
     Render(render::RenderArgs),
@@ -48,6 +51,14 @@ pub enum Command {
 /// Runs one command. Errors carry the file they concern and read as one line with `{:#}`.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        None => app::run(app::AppArgs::default()),
+        Some(command) => run_command(command),
+    }
+}
+
+fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::App(args) => app::run(args),
         Command::Render(args) => render::run(args),
         Command::Data(args) => data::run(args),
         Command::Play(args) => play::run(args),

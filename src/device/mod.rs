@@ -9,7 +9,8 @@ use burn::tensor::{Device, DeviceKind};
 use eframe::wgpu;
 
 /// What the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceRequest {
     #[default]
     Auto,

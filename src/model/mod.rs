@@ -4,6 +4,7 @@
 //! weights. This module touches neither UI nor audio.
 
 mod autoencoder;
+pub mod catalog;
 mod layers;
 mod pipeline;
 pub mod sampler;

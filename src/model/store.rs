@@ -40,6 +40,12 @@ pub enum ModelError {
         "{0}: the model has no diffusion UNet yet (only an autoencoder); train one with `diffroll train diffusion`"
     )]
     NoUnet(PathBuf),
+    #[error(
+        "no base model found (models/base); run from the diffroll folder, or train one with `diffroll train autoencoder` and `diffroll train diffusion`"
+    )]
+    NoBaseModel,
+    #[error("{}: no such model folder or saved model name (saved models: `diffroll finetune` makes them)", .0.display())]
+    NotFound(PathBuf),
     #[error("generation cancelled")]
     Cancelled,
 }

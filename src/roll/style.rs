@@ -2,7 +2,10 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The musical styles the base model knows: one per corpus folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Style {
     Chorale,
     Polyphony,

@@ -1,0 +1,742 @@
+//! The desktop app (eframe): the piano roll in the centre, Generate with every denoising step
+//! shown live, play and export, a history of earlier takes. State lives in plain structs and
+//! the UI is drawn from it each frame. Nothing slow runs on the UI thread: the model has its
+//! own thread ([`worker`]), so does playback ([`playback`]), and file dialogs and exports run
+//! on short-lived threads that report back through a channel.
+
+mod panels;
+pub mod playback;
+pub mod roll_view;
+pub mod worker;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audio::{InstrumentSpec, Sequence};
+use crate::device::DeviceRequest;
+use crate::fsutil::atomic_write;
+use crate::model::catalog::{self, ModelEntry};
+use crate::model::{GenerateRequest, SamplerKind};
+use crate::roll::{DEFAULT_TEMPO_BPM, Roll, STEPS_PER_BEAT, Style};
+use playback::{Output, Playback, Status};
+use roll_view::{RollImage, RollView};
+use worker::{Command, Event, Worker};
+
+/// Key of the settings in eframe's storage.
+const SETTINGS_KEY: &str = "diffroll.settings";
+
+/// What the user chose; persisted between runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Model folder; `None` means the shipped base model.
+    pub model: Option<PathBuf>,
+    pub device: DeviceRequest,
+    /// `None`: each take's style is drawn as in the training data.
+    pub style: Option<Style>,
+    pub sampler: SamplerKind,
+    pub steps: usize,
+    pub guidance: f32,
+    pub seed: u64,
+    /// Keep the seed between takes (otherwise each Generate draws a new one).
+    pub lock_seed: bool,
+    /// `None`: the style's usual tempo.
+    pub tempo: Option<f32>,
+    pub variations: usize,
+    pub output: Output,
+    pub looping: bool,
+    /// The model whose recommended sampler settings were last applied: a newly chosen model
+    /// brings its own, while the user's changes survive restarts with the same one.
+    pub defaults_from: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            model: None,
+            device: DeviceRequest::Auto,
+            style: None,
+            sampler: SamplerKind::DpmSolverPP,
+            steps: 25,
+            guidance: 1.0,
+            seed: 1,
+            lock_seed: false,
+            tempo: None,
+            variations: 1,
+            output: Output::Builtin,
+            looping: false,
+            defaults_from: None,
+        }
+    }
+}
+
+/// Opens file dialogs. The app calls it off the UI thread; tests substitute their own.
+pub trait Dialogs: Send + Sync {
+    /// A path to save to, or `None` if the user cancelled.
+    fn save_file(&self, title: &str, file_name: &str, extension: &str) -> Option<PathBuf>;
+}
+
+/// The platform's native dialogs (rfd).
+pub struct NativeDialogs;
+
+impl Dialogs for NativeDialogs {
+    fn save_file(&self, title: &str, file_name: &str, extension: &str) -> Option<PathBuf> {
+        rfd::FileDialog::new()
+            .set_title(title)
+            .set_file_name(file_name)
+            .add_filter(extension.to_uppercase(), &[extension])
+            .save_file()
+    }
+}
+
+/// How the app starts.
+pub struct AppOptions {
+    /// Use this model (folder or saved name) instead of the remembered one.
+    pub model: Option<PathBuf>,
+    pub device: Option<DeviceRequest>,
+    /// Generate once at start, print frame-time statistics when done, and quit.
+    pub measure: bool,
+    /// Generate once at start, save the window as this PNG when done, and quit.
+    pub screenshot: Option<PathBuf>,
+    pub dialogs: Arc<dyn Dialogs>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            model: None,
+            device: None,
+            measure: false,
+            screenshot: None,
+            dialogs: Arc::new(NativeDialogs),
+        }
+    }
+}
+
+/// One Generate: its request and the variations it produced.
+pub struct Take {
+    pub request: GenerateRequest,
+    pub rolls: Vec<Roll>,
+    pub seconds: f64,
+    thumbs: Vec<egui::TextureHandle>,
+}
+
+/// The model as the UI knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelStatus {
+    Loading(PathBuf),
+    Ready {
+        dir: PathBuf,
+        name: String,
+        device: String,
+    },
+    Missing(String),
+}
+
+/// A generation in progress.
+pub struct Progress {
+    pub step: usize,
+    pub total: usize,
+    pub started: Instant,
+    pub cancelling: bool,
+}
+
+/// A line in the status bar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub text: String,
+    pub error: bool,
+}
+
+impl Message {
+    fn info(text: impl Into<String>) -> Message {
+        Message {
+            text: text.into(),
+            error: false,
+        }
+    }
+    fn error(text: impl Into<String>) -> Message {
+        Message {
+            text: text.into(),
+            error: true,
+        }
+    }
+}
+
+/// Frame work times (eframe's `cpu_usage`: the frame minus waiting for vsync) while a
+/// generation runs.
+#[derive(Default)]
+struct FrameStats {
+    during_generation: Vec<f32>,
+}
+
+impl FrameStats {
+    fn report(&self) -> String {
+        let mut ms: Vec<f32> = self.during_generation.iter().map(|s| s * 1000.0).collect();
+        if ms.is_empty() {
+            return "no frames measured".into();
+        }
+        ms.sort_by(f32::total_cmp);
+        let pct = |p: f32| ms[((ms.len() - 1) as f32 * p).round() as usize];
+        format!(
+            "frames during generation: {}; frame time p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+            ms.len(),
+            pct(0.5),
+            pct(0.95),
+            ms[ms.len() - 1]
+        )
+    }
+}
+
+pub struct DiffrollApp {
+    pub settings: Settings,
+    dialogs: Arc<dyn Dialogs>,
+    worker: Worker,
+    pub model: ModelStatus,
+    models: Vec<ModelEntry>,
+    pub progress: Option<Progress>,
+    /// Denoising previews received during the current (or last) generation.
+    pub previews_seen: usize,
+    /// Steps the model finished after the last Cancel (at most one by design).
+    pub last_cancel_overrun: Option<usize>,
+    pub history: Vec<Take>,
+    /// (take, variation) on screen when not generating.
+    pub selected: Option<(usize, usize)>,
+    image: Option<Arc<RollImage>>,
+    image_version: u64,
+    view: RollView,
+    playback: Option<Playback>,
+    /// Steps per second of what is playing, for the playhead.
+    playback_rate: f64,
+    pub messages: Vec<Message>,
+    background: (Sender<Message>, Receiver<Message>),
+    soundfonts: Vec<PathBuf>,
+    midi_ports: Vec<String>,
+    measure: bool,
+    screenshot: Option<PathBuf>,
+    frames: FrameStats,
+    ctx: egui::Context,
+}
+
+impl DiffrollApp {
+    /// Builds the app from eframe's creation context: settings from storage, the shader
+    /// pipeline on the renderer, the model thread, and the first model load.
+    pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> DiffrollApp {
+        let mut settings: Settings = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, SETTINGS_KEY))
+            .unwrap_or_default();
+        if let Some(model) = options.model {
+            settings.model = Some(model);
+        }
+        if let Some(device) = options.device {
+            settings.device = device;
+        }
+        roll_view::install(&cc.egui_ctx, cc.wgpu_render_state.as_ref());
+        let ctx = cc.egui_ctx.clone();
+        let mut app = DiffrollApp::with_settings(settings, options.dialogs, ctx);
+        app.measure = options.measure;
+        app.screenshot = options.screenshot;
+        app
+    }
+
+    /// The app without eframe's creation context (tests build it this way, too).
+    pub fn with_settings(
+        settings: Settings,
+        dialogs: Arc<dyn Dialogs>,
+        ctx: egui::Context,
+    ) -> DiffrollApp {
+        let repaint = ctx.clone();
+        let worker = Worker::spawn(move || repaint.request_repaint())
+            .expect("the OS refused to start the model thread");
+        let mut app = DiffrollApp {
+            settings,
+            dialogs,
+            worker,
+            model: ModelStatus::Missing(String::new()),
+            models: catalog::list(),
+            progress: None,
+            previews_seen: 0,
+            last_cancel_overrun: None,
+            history: Vec::new(),
+            selected: None,
+            image: None,
+            image_version: 0,
+            view: RollView::default(),
+            playback: None,
+            playback_rate: 0.0,
+            messages: Vec::new(),
+            background: channel(),
+            soundfonts: crate::audio::find_soundfonts(),
+            midi_ports: Vec::new(),
+            measure: false,
+            screenshot: None,
+            frames: FrameStats::default(),
+            ctx,
+        };
+        app.load_model();
+        app
+    }
+
+    /// Asks the worker for the chosen model (or says why there is none).
+    pub fn load_model(&mut self) {
+        let dir = match &self.settings.model {
+            Some(spec) => catalog::resolve(spec),
+            None => catalog::shipped_base().ok_or(crate::model::ModelError::NoBaseModel),
+        };
+        match dir {
+            Ok(dir) => {
+                self.model = ModelStatus::Loading(dir.clone());
+                self.worker.send(Command::Load {
+                    dir,
+                    device: self.settings.device,
+                });
+            }
+            Err(e) => {
+                self.model = ModelStatus::Missing(e.to_string());
+                self.say(Message::error(e.to_string()));
+            }
+        }
+    }
+
+    fn say(&mut self, message: Message) {
+        if message.error {
+            tracing::warn!("{}", message.text);
+        }
+        self.messages.push(message);
+        if self.messages.len() > 100 {
+            self.messages.remove(0);
+        }
+    }
+
+    pub fn is_generating(&self) -> bool {
+        self.progress.is_some()
+    }
+
+    pub fn can_generate(&self) -> bool {
+        matches!(self.model, ModelStatus::Ready { .. }) && !self.is_generating()
+    }
+
+    /// Starts a take with the current settings.
+    pub fn generate(&mut self) {
+        if !self.can_generate() {
+            return;
+        }
+        if !self.settings.lock_seed {
+            self.settings.seed = fresh_seed(self.settings.seed);
+        }
+        let request = GenerateRequest {
+            count: self.settings.variations.clamp(1, 8),
+            seed: self.settings.seed,
+            steps: self.settings.steps.clamp(1, 1000),
+            sampler: self.settings.sampler,
+            style: self.settings.style,
+            guidance: self.settings.guidance,
+            tempo_bpm: self.tempo_for(self.settings.style),
+        };
+        self.previews_seen = 0;
+        self.progress = Some(Progress {
+            step: 0,
+            total: request.steps,
+            started: Instant::now(),
+            cancelling: false,
+        });
+        self.worker.send(Command::Generate(request));
+    }
+
+    pub fn cancel(&mut self) {
+        if let Some(p) = &mut self.progress {
+            p.cancelling = true;
+            self.worker.cancel();
+        }
+    }
+
+    fn tempo_for(&self, style: Option<Style>) -> f32 {
+        self.settings
+            .tempo
+            .unwrap_or_else(|| style.map_or(DEFAULT_TEMPO_BPM, Style::default_tempo))
+    }
+
+    /// The roll on screen once generation is over: the selected variation.
+    pub fn selected_roll(&self) -> Option<&Roll> {
+        let (take, variation) = self.selected?;
+        self.history.get(take)?.rolls.get(variation)
+    }
+
+    /// The selected roll at the tempo that playback and export use.
+    fn roll_to_use(&self) -> Option<Roll> {
+        let mut roll = self.selected_roll()?.clone();
+        roll.tempo_bpm = self.tempo_for(roll.style);
+        Some(roll)
+    }
+
+    pub fn select(&mut self, take: usize, variation: usize) {
+        if self.selected == Some((take, variation)) {
+            return;
+        }
+        self.selected = Some((take, variation));
+        if let Some(roll) = self.selected_roll().cloned() {
+            self.show_roll(&roll);
+        }
+        if self.playback.is_some() {
+            self.stop();
+        }
+    }
+
+    fn show_roll(&mut self, roll: &Roll) {
+        self.image_version += 1;
+        self.image = Some(Arc::new(RollImage::new(roll, self.image_version)));
+    }
+
+    pub fn is_playing(&self) -> bool {
+        self.playback.as_ref().is_some_and(Playback::is_running)
+    }
+
+    pub fn play(&mut self) {
+        let Some(roll) = self.roll_to_use() else {
+            return;
+        };
+        self.playback = None;
+        self.playback_rate = f64::from(roll.tempo_bpm) / 60.0 * STEPS_PER_BEAT as f64;
+        let ctx = self.repaint_handle();
+        self.playback = Some(Playback::start(
+            Sequence::from_roll(&roll),
+            self.settings.output.clone(),
+            self.settings.looping,
+            move || ctx.request_repaint(),
+        ));
+    }
+
+    pub fn stop(&mut self) {
+        // Dropping the playback stops it with every note released.
+        self.playback = None;
+    }
+
+    fn toggle_play(&mut self) {
+        if self.is_playing() {
+            self.stop();
+        } else {
+            self.play();
+        }
+    }
+
+    fn repaint_handle(&self) -> egui::Context {
+        self.ctx.clone()
+    }
+
+    /// Asks where to save, then writes the selected roll as MIDI (`mid`) or audio (`wav`), on
+    /// a background thread; the result arrives as a message.
+    pub fn export(&mut self, extension: &'static str) {
+        let Some(roll) = self.roll_to_use() else {
+            return;
+        };
+        let (take, variation) = self.selected.unwrap_or((0, 0));
+        let style = roll.style.map_or("piece", Style::name);
+        let seed = self.history.get(take).map_or(0, |t| t.request.seed);
+        let name = format!("diffroll-{style}-{seed}-{}.{extension}", variation + 1);
+        let dialogs = self.dialogs.clone();
+        let tx = self.background.0.clone();
+        let soundfont = match &self.settings.output {
+            Output::SoundFont(path) => Some(path.clone()),
+            _ => None,
+        };
+        let ctx = self.repaint_handle();
+        let spawned = std::thread::Builder::new()
+            .name("diffroll-export".into())
+            .spawn(move || {
+                let title = if extension == "wav" {
+                    "Export audio"
+                } else {
+                    "Export MIDI"
+                };
+                let Some(path) = dialogs.save_file(title, &name, extension) else {
+                    return;
+                };
+                let message = match write_export(&roll, &path, soundfont.as_deref()) {
+                    Ok(()) => Message::info(format!("exported {}", path.display())),
+                    Err(e) => Message::error(format!("{}: {e}", path.display())),
+                };
+                let _ = tx.send(message);
+                ctx.request_repaint();
+            });
+        if let Err(e) = spawned {
+            self.say(Message::error(format!("export: {e}")));
+        }
+    }
+
+    /// Applies what the worker, the playback thread and background jobs reported.
+    fn drain_events(&mut self) {
+        while let Some(event) = self.worker.poll() {
+            self.apply(event);
+        }
+        while let Ok(message) = self.background.1.try_recv() {
+            self.say(message);
+        }
+        let statuses: Vec<Status> = self
+            .playback
+            .as_ref()
+            .map(|p| std::iter::from_fn(|| p.poll()).collect())
+            .unwrap_or_default();
+        for status in statuses {
+            match status {
+                Status::Started(device) => self.say(Message::info(format!("playing on {device}"))),
+                Status::Ended => {}
+                Status::Failed(e) => self.say(Message::error(format!("playback: {e}"))),
+            }
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        tracing::debug!("worker event: {}", event.kind());
+        match event {
+            Event::Loaded {
+                dir,
+                name,
+                device,
+                defaults,
+                ..
+            } => {
+                if self.settings.defaults_from.as_ref() != Some(&dir) {
+                    self.settings.sampler = defaults.sampler;
+                    self.settings.steps = defaults.steps;
+                    self.settings.guidance = defaults.guidance;
+                    self.settings.defaults_from = Some(dir.clone());
+                }
+                self.say(Message::info(format!("model '{name}' loaded on {device}")));
+                self.model = ModelStatus::Ready { dir, name, device };
+                if (self.measure || self.screenshot.is_some()) && self.history.is_empty() {
+                    self.generate();
+                }
+            }
+            Event::LoadFailed { dir, message } => {
+                if self.measure || self.screenshot.is_some() {
+                    eprintln!("{message}");
+                    self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+                self.say(Message::error(message.clone()));
+                self.model = ModelStatus::Missing(format!("{}: {message}", dir.display()));
+            }
+            Event::Step {
+                step,
+                total,
+                preview,
+            } => {
+                self.previews_seen += 1;
+                if let Some(p) = &mut self.progress {
+                    p.step = step + 1;
+                    p.total = total;
+                }
+                if let Some(first) = preview.first() {
+                    self.show_roll(first);
+                }
+            }
+            Event::Done {
+                request,
+                mut rolls,
+                seconds,
+            } => {
+                self.progress = None;
+                for roll in &mut rolls {
+                    roll.tempo_bpm = self.tempo_for(roll.style);
+                }
+                let take = self.history.len();
+                let thumbs = rolls
+                    .iter()
+                    .enumerate()
+                    .map(|(v, r)| {
+                        panels::thumbnail_texture(&self.ctx, r, &format!("take-{take}-{v}"))
+                    })
+                    .collect();
+                self.say(Message::info(format!(
+                    "take {}: {} variation(s) in {seconds:.1} s (seed {})",
+                    self.history.len() + 1,
+                    rolls.len(),
+                    request.seed
+                )));
+                self.history.push(Take {
+                    request,
+                    rolls,
+                    seconds,
+                    thumbs,
+                });
+                self.selected = None;
+                self.select(self.history.len() - 1, 0);
+                if self.measure {
+                    println!("{}", self.frames.report());
+                }
+                if let Some(path) = self.screenshot.take() {
+                    let ctx = self.ctx.clone();
+                    self.ctx.request_screenshot(move |image| {
+                        match save_png(&image, &path) {
+                            Ok(()) => eprintln!("screenshot: {}", path.display()),
+                            Err(e) => eprintln!("screenshot: {}: {e}", path.display()),
+                        }
+                        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                    });
+                } else if self.measure {
+                    self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            }
+            Event::Cancelled { steps_after_cancel } => {
+                self.progress = None;
+                self.last_cancel_overrun = Some(steps_after_cancel);
+                self.say(Message::info("generation cancelled"));
+                self.restore_selected();
+            }
+            Event::Failed(e) => {
+                self.progress = None;
+                self.say(Message::error(e));
+                self.restore_selected();
+            }
+        }
+    }
+
+    /// Puts the selected take back on screen after a cancelled or failed generation.
+    fn restore_selected(&mut self) {
+        match self.selected_roll().cloned() {
+            Some(roll) => self.show_roll(&roll),
+            None => self.image = None,
+        }
+    }
+
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        use egui::{Key, KeyboardShortcut, Modifiers};
+        let generate = KeyboardShortcut::new(Modifiers::COMMAND, Key::G);
+        let export = KeyboardShortcut::new(Modifiers::COMMAND, Key::E);
+        // Space belongs to a text field when one has focus. (Asked before `input_mut`, which
+        // holds the context's lock.)
+        let typing = ctx.egui_wants_keyboard_input();
+        let (g, e, esc, space) = ctx.input_mut(|i| {
+            (
+                i.consume_shortcut(&generate),
+                i.consume_shortcut(&export),
+                i.consume_key(Modifiers::NONE, Key::Escape),
+                !typing && i.consume_key(Modifiers::NONE, Key::Space),
+            )
+        });
+        if g {
+            self.generate();
+        }
+        if e && self.selected_roll().is_some() {
+            self.export("mid");
+        }
+        if esc {
+            self.cancel();
+        }
+        if space && self.selected_roll().is_some() && !self.is_generating() {
+            self.toggle_play();
+        }
+    }
+}
+
+impl DiffrollApp {
+    /// Draws the whole window and handles input: everything `eframe::App::ui` does except
+    /// reading the frame timer (test harnesses call this directly).
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.drain_events();
+        self.shortcuts(&ctx);
+        panels::top_bar(self, ui);
+        panels::bottom(self, ui);
+        panels::controls(self, ui);
+        egui::CentralPanel::default().show(ui, |ui| {
+            let playhead = self
+                .playback
+                .as_ref()
+                .filter(|p| p.is_running())
+                .map(|p| (p.position() * self.playback_rate) as f32);
+            self.view.show(ui, self.image.as_ref(), playhead);
+        });
+        if self.is_playing() || (self.measure && self.is_generating()) {
+            ctx.request_repaint();
+        }
+    }
+
+    /// The picture in the piano roll now: a denoising preview while generating, else the
+    /// selected take.
+    pub fn on_screen(&self) -> Option<&RollImage> {
+        self.image.as_deref()
+    }
+}
+
+impl eframe::App for DiffrollApp {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        if self.is_generating()
+            && let Some(cpu) = frame.info().cpu_usage
+        {
+            self.frames.during_generation.push(cpu);
+        }
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, SETTINGS_KEY, &self.settings);
+    }
+}
+
+/// A seed unlike `previous`, from the clock.
+fn fresh_seed(previous: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let seed = nanos % 1_000_000;
+    if seed == previous { seed + 1 } else { seed }
+}
+
+/// Writes `roll` to `path` as MIDI or (by extension) WAV, atomically.
+pub fn write_export(roll: &Roll, path: &Path, soundfont: Option<&Path>) -> anyhow::Result<()> {
+    let is_wav = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("wav"));
+    let bytes = if is_wav {
+        let instrument = match soundfont {
+            Some(sf) => InstrumentSpec::SoundFont(crate::audio::load_soundfont(sf)?),
+            None => InstrumentSpec::Builtin,
+        };
+        crate::audio::render_wav(&Sequence::from_roll(roll), &instrument)?
+    } else {
+        let name = path
+            .file_stem()
+            .map_or_else(|| "diffroll".into(), |s| s.to_string_lossy().into_owned());
+        crate::midi::write_roll(roll, &name)
+    };
+    atomic_write(path, &bytes)?;
+    Ok(())
+}
+
+/// Writes a window screenshot as an RGBA PNG, atomically.
+fn save_png(image: &egui::ColorImage, path: &Path) -> anyhow::Result<()> {
+    let [w, h] = image.size;
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, w as u32, h as u32);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    let bytes: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+    writer.write_image_data(&bytes)?;
+    writer.finish()?;
+    atomic_write(path, &out)?;
+    Ok(())
+}
+
+/// Opens the app window (wgpu renderer) and runs until it closes.
+pub fn run(options: AppOptions) -> anyhow::Result<()> {
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("diffroll")
+            .with_inner_size([1200.0, 760.0])
+            .with_min_inner_size([640.0, 400.0]),
+        renderer: eframe::Renderer::Wgpu,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "diffroll",
+        native,
+        Box::new(|cc| Ok(Box::new(DiffrollApp::new(cc, options)))),
+    )
+    .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
+}

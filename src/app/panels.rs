@@ -1,0 +1,326 @@
+//! The panels around the piano roll, each a function of the app's state: the transport bar on
+//! top, generation and sound controls on the left, the history strip and status line below.
+
+use egui::{Color32, RichText, Sense, Ui, Vec2};
+
+use super::playback::Output;
+use super::{DiffrollApp, ModelStatus};
+use crate::model::SamplerKind;
+use crate::roll::{PITCHES, Roll, Style};
+
+pub fn top_bar(app: &mut DiffrollApp, ui: &mut Ui) {
+    egui::Panel::top("transport").show(ui, |ui| {
+        ui.horizontal(|ui| {
+            if app.is_generating() {
+                let cancelling = app.progress.as_ref().is_some_and(|p| p.cancelling);
+                if ui
+                    .add_enabled(!cancelling, egui::Button::new("Cancel"))
+                    .on_hover_text("Esc")
+                    .clicked()
+                {
+                    app.cancel();
+                }
+            } else if ui
+                .add_enabled(app.can_generate(), egui::Button::new("Generate"))
+                .on_hover_text("Ctrl+G")
+                .clicked()
+            {
+                app.generate();
+            }
+            if let Some(p) = &app.progress {
+                let fraction = p.step as f32 / p.total.max(1) as f32;
+                ui.add(
+                    egui::ProgressBar::new(fraction)
+                        .desired_width(220.0)
+                        .text(format!(
+                            "step {}/{}  {:.1} s",
+                            p.step,
+                            p.total,
+                            p.started.elapsed().as_secs_f32()
+                        )),
+                );
+            }
+            ui.separator();
+            let has_roll = app.selected_roll().is_some() && !app.is_generating();
+            let label = if app.is_playing() { "Stop" } else { "Play" };
+            if ui
+                .add_enabled(has_roll, egui::Button::new(label))
+                .on_hover_text("Space")
+                .clicked()
+            {
+                if app.is_playing() {
+                    app.stop();
+                } else {
+                    app.play();
+                }
+            }
+            ui.checkbox(&mut app.settings.looping, "Loop");
+            ui.separator();
+            if ui
+                .add_enabled(has_roll, egui::Button::new("Export .mid"))
+                .on_hover_text("Ctrl+E")
+                .clicked()
+            {
+                app.export("mid");
+            }
+            if ui
+                .add_enabled(has_roll, egui::Button::new("Export .wav"))
+                .clicked()
+            {
+                app.export("wav");
+            }
+        });
+    });
+}
+
+pub fn controls(app: &mut DiffrollApp, ui: &mut Ui) {
+    egui::Panel::left("controls")
+        .resizable(false)
+        .exact_size(230.0)
+        .show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                model_section(app, ui);
+                ui.separator();
+                generation_section(app, ui);
+                ui.separator();
+                sound_section(app, ui);
+            });
+        });
+}
+
+fn model_section(app: &mut DiffrollApp, ui: &mut Ui) {
+    let heading = ui.heading("Model");
+    let current = match &app.model {
+        ModelStatus::Ready { name, .. } => name.clone(),
+        ModelStatus::Loading(dir) => format!("loading {}…", dir.display()),
+        ModelStatus::Missing(_) => "none".into(),
+    };
+    let mut chosen = None;
+    egui::ComboBox::from_id_salt("model")
+        .selected_text(current)
+        .width(200.0)
+        .show_ui(ui, |ui| {
+            for entry in &app.models {
+                let label = if entry.shipped {
+                    format!("{} (shipped)", entry.name)
+                } else {
+                    entry.name.clone()
+                };
+                let is_current =
+                    matches!(&app.model, ModelStatus::Ready { dir, .. } if *dir == entry.dir);
+                if ui.selectable_label(is_current, label).clicked() {
+                    chosen = Some(entry.clone());
+                }
+            }
+            if app.models.is_empty() {
+                ui.label("no models found");
+            }
+        })
+        .response
+        .labelled_by(heading.id);
+    if let Some(entry) = chosen {
+        app.settings.model = (!entry.shipped).then(|| entry.dir.clone());
+        app.load_model();
+    }
+    match &app.model {
+        ModelStatus::Ready { device, .. } => {
+            ui.label(RichText::new(device).small().weak());
+        }
+        ModelStatus::Missing(why) if !why.is_empty() => {
+            ui.label(
+                RichText::new(why)
+                    .small()
+                    .color(ui.visuals().error_fg_color),
+            );
+        }
+        _ => {}
+    }
+}
+
+fn generation_section(app: &mut DiffrollApp, ui: &mut Ui) {
+    ui.heading("Settings");
+    let s = &mut app.settings;
+    ui.add_enabled_ui(app.progress.is_none(), |ui| {
+        egui::ComboBox::from_label("Style")
+            .selected_text(s.style.map_or("any", Style::name))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut s.style, None, "any");
+                for style in Style::ALL {
+                    ui.selectable_value(&mut s.style, Some(style), style.name());
+                }
+            });
+        ui.add(egui::Slider::new(&mut s.steps, 5..=100).text("Steps"));
+        egui::ComboBox::from_label("Sampler")
+            .selected_text(s.sampler.to_string())
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut s.sampler, SamplerKind::DpmSolverPP, "dpm");
+                ui.selectable_value(&mut s.sampler, SamplerKind::Ddim { eta: 0.0 }, "ddim");
+            });
+        ui.add(
+            egui::Slider::new(&mut s.guidance, 1.0..=6.0)
+                .step_by(0.25)
+                .text("Guidance"),
+        )
+        .on_hover_text("How strongly to follow the style (1 = off, and twice as fast)");
+        ui.horizontal(|ui| {
+            let label = ui.label("Seed");
+            ui.add(egui::DragValue::new(&mut s.seed).range(0..=u32::MAX))
+                .labelled_by(label.id);
+            ui.checkbox(&mut s.lock_seed, "lock")
+                .on_hover_text("Keep this seed for the next Generate");
+        });
+        ui.add(egui::Slider::new(&mut s.variations, 1..=8).text("Variations"));
+    });
+    ui.horizontal(|ui| {
+        let mut manual = s.tempo.is_some();
+        let tempo_label = ui.label("Tempo");
+        if ui.checkbox(&mut manual, "set").changed() {
+            s.tempo = manual.then_some(100.0);
+        }
+        match &mut s.tempo {
+            Some(bpm) => {
+                ui.add(egui::Slider::new(bpm, 30.0..=240.0).suffix(" BPM"))
+                    .labelled_by(tempo_label.id);
+            }
+            None => {
+                ui.label(RichText::new("style's own").weak());
+            }
+        }
+    });
+}
+
+fn sound_section(app: &mut DiffrollApp, ui: &mut Ui) {
+    let heading = ui.heading("Sound");
+    let mut choices = vec![Output::Builtin];
+    choices.extend(app.soundfonts.iter().cloned().map(Output::SoundFont));
+    choices.extend(app.midi_ports.iter().cloned().map(Output::MidiPort));
+    choices.push(Output::Virtual);
+    let before = app.settings.output.clone();
+    egui::ComboBox::from_id_salt("output")
+        .selected_text(app.settings.output.label())
+        .width(200.0)
+        .show_ui(ui, |ui| {
+            for choice in choices {
+                let label = choice.label();
+                ui.selectable_value(&mut app.settings.output, choice, label);
+            }
+        })
+        .response
+        .labelled_by(heading.id);
+    if ui
+        .small_button("Find MIDI ports")
+        .on_hover_text("List the MIDI outputs connected now")
+        .clicked()
+    {
+        match crate::audio::list_output_ports() {
+            Ok(ports) => {
+                let n = ports.len();
+                app.midi_ports = ports;
+                app.say(super::Message::info(format!("{n} MIDI output port(s)")));
+            }
+            Err(e) => app.say(super::Message::error(e.to_string())),
+        }
+    }
+    if app.settings.output != before && app.is_playing() {
+        app.play();
+    }
+}
+
+pub fn bottom(app: &mut DiffrollApp, ui: &mut Ui) {
+    egui::Panel::bottom("status").show(ui, |ui| {
+        ui.horizontal(|ui| match app.messages.last() {
+            Some(m) if m.error => {
+                ui.colored_label(ui.visuals().error_fg_color, &m.text);
+                if ui.small_button("x").clicked() {
+                    app.messages.pop();
+                }
+            }
+            Some(m) => {
+                ui.label(&m.text);
+            }
+            None => {
+                ui.label(
+                    RichText::new("Ctrl+G generates; Space plays; Ctrl+E exports MIDI").weak(),
+                );
+            }
+        });
+    });
+    egui::Panel::bottom("history")
+        .exact_size(78.0)
+        .show(ui, |ui| {
+            if app.history.is_empty() {
+                ui.centered_and_justified(|ui| {
+                    ui.label(RichText::new("Earlier takes appear here").weak());
+                });
+                return;
+            }
+            let mut clicked = None;
+            egui::ScrollArea::horizontal()
+                .stick_to_right(true)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        for (t, take) in app.history.iter().enumerate() {
+                            for (v, thumb) in take.thumbs.iter().enumerate() {
+                                let selected = app.selected == Some((t, v));
+                                let response =
+                                    thumbnail(ui, thumb, selected).on_hover_text(format!(
+                                        "take {} / {}: {}, seed {}, {} steps",
+                                        t + 1,
+                                        v + 1,
+                                        take.rolls[v].style.map_or("any", Style::name),
+                                        take.request.seed,
+                                        take.request.steps
+                                    ));
+                                if response.clicked() {
+                                    clicked = Some((t, v));
+                                }
+                            }
+                            ui.separator();
+                        }
+                    });
+                });
+            if let Some((t, v)) = clicked
+                && !app.is_generating()
+            {
+                app.select(t, v);
+            }
+        });
+}
+
+/// A small picture of `roll` for the history strip, made once per take.
+pub fn thumbnail_texture(ctx: &egui::Context, roll: &Roll, name: &str) -> egui::TextureHandle {
+    let (low, high) = roll.pitch_range().unwrap_or((60, 72));
+    let (low, high) = (usize::from(low), usize::from(high));
+    let rows = high - low + 1;
+    let steps = roll.steps().max(1);
+    let mut image = egui::ColorImage::filled([steps, rows], Color32::from_rgb(36, 38, 43));
+    for pitch in low..=high.min(PITCHES - 1) {
+        for step in 0..roll.steps() {
+            if roll.sustain(pitch, step) {
+                image[(step, high - pitch)] = Color32::from_rgb(97, 184, 250);
+            }
+        }
+    }
+    ctx.load_texture(name, image, egui::TextureOptions::LINEAR)
+}
+
+fn thumbnail(ui: &mut Ui, texture: &egui::TextureHandle, selected: bool) -> egui::Response {
+    let (rect, response) = ui.allocate_exact_size(Vec2::new(112.0, 56.0), Sense::click());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 3.0, Color32::from_rgb(36, 38, 43));
+    painter.image(
+        texture.id(),
+        rect.shrink(3.0),
+        egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+        Color32::WHITE,
+    );
+    let stroke = if selected {
+        egui::Stroke::new(2.0, Color32::from_rgb(255, 148, 51))
+    } else if response.hovered() {
+        egui::Stroke::new(1.0, Color32::GRAY)
+    } else {
+        egui::Stroke::new(1.0, Color32::from_gray(60))
+    };
+    painter.rect_stroke(rect, 3.0, stroke, egui::StrokeKind::Inside);
+    response
+}

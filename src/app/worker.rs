@@ -1,0 +1,207 @@
+//! The model thread: it owns the loaded [`Pipeline`] and the compute device, takes
+//! [`Command`]s and answers with [`Event`]s. The UI never waits on it: it polls the event
+//! channel each frame, and the worker asks for a repaint whenever it sends something.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::device::{self, DeviceRequest};
+use crate::model::{Defaults, GenerateRequest, ModelError, Pipeline};
+use crate::roll::Roll;
+
+/// What the UI asks of the model thread.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Load a model folder on a device (replacing the current model).
+    Load {
+        dir: PathBuf,
+        device: DeviceRequest,
+    },
+    Generate(GenerateRequest),
+}
+
+/// What the model thread reports.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Loaded {
+        dir: PathBuf,
+        name: String,
+        device: String,
+        defaults: Defaults,
+        /// Styles the model was trained on, in label order.
+        styles: Vec<String>,
+    },
+    LoadFailed {
+        dir: PathBuf,
+        message: String,
+    },
+    /// One denoising step: the rolls the model predicts now, one per variation.
+    Step {
+        step: usize,
+        total: usize,
+        preview: Vec<Roll>,
+    },
+    Done {
+        request: GenerateRequest,
+        rolls: Vec<Roll>,
+        seconds: f64,
+    },
+    /// Stopped by [`Worker::cancel`]; `steps_after_cancel` steps finished after the request
+    /// (at most the one that was running).
+    Cancelled {
+        steps_after_cancel: usize,
+    },
+    Failed(String),
+}
+
+impl Event {
+    /// The variant's name, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Loaded { .. } => "loaded",
+            Event::LoadFailed { .. } => "load failed",
+            Event::Step { .. } => "step",
+            Event::Done { .. } => "done",
+            Event::Cancelled { .. } => "cancelled",
+            Event::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Handle on the model thread. Dropping it cancels any generation and lets the thread end.
+pub struct Worker {
+    commands: Option<Sender<Command>>,
+    events: Receiver<Event>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the thread. `repaint` is called after every event so the UI wakes up for it.
+    pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<Worker> {
+        let (commands, inbox) = channel::<Command>();
+        let (outbox, events) = channel::<Event>();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = cancel.clone();
+        let thread = std::thread::Builder::new()
+            .name("diffroll-model".into())
+            .spawn(move || {
+                let send = |e: Event| {
+                    let _ = outbox.send(e);
+                    repaint();
+                };
+                serve(&inbox, &flag, &send);
+            })?;
+        Ok(Worker {
+            commands: Some(commands),
+            events,
+            cancel,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn send(&self, command: Command) {
+        if matches!(command, Command::Generate(_)) {
+            self.cancel.store(false, Ordering::Release);
+        }
+        if let Some(tx) = &self.commands {
+            // A closed channel means the thread died; the next poll says so.
+            let _ = tx.send(command);
+        }
+    }
+
+    /// Stops the running generation before its next step.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Release);
+    }
+
+    /// The next event, if any; a dead thread reads as a failure once.
+    pub fn poll(&mut self) -> Option<Event> {
+        match self.events.try_recv() {
+            Ok(e) => Some(e),
+            Err(std::sync::mpsc::TryRecvError::Empty) => None,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                if self.commands.take().is_some() {
+                    Some(Event::Failed(
+                        "the model thread stopped unexpectedly; restart diffroll".into(),
+                    ))
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Release);
+        self.commands = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(inbox: &Receiver<Command>, cancel: &AtomicBool, send: &dyn Fn(Event)) {
+    let mut pipeline: Option<Pipeline> = None;
+    while let Ok(command) = inbox.recv() {
+        match command {
+            Command::Load { dir, device } => match load(&dir, device) {
+                Ok((p, device)) => {
+                    send(Event::Loaded {
+                        dir: dir.clone(),
+                        name: p.card.name.clone(),
+                        device,
+                        defaults: p.card.defaults.clone(),
+                        styles: p.card.styles.clone(),
+                    });
+                    pipeline = Some(p);
+                }
+                Err(message) => {
+                    pipeline = None;
+                    send(Event::LoadFailed { dir, message });
+                }
+            },
+            Command::Generate(request) => {
+                let Some(p) = &pipeline else {
+                    send(Event::Failed("no model loaded".into()));
+                    continue;
+                };
+                let started = Instant::now();
+                let mut after_cancel = 0;
+                let mut on_step = |e: crate::model::StepEvent<'_>| {
+                    if cancel.load(Ordering::Acquire) {
+                        after_cancel += 1;
+                    }
+                    send(Event::Step {
+                        step: e.step,
+                        total: e.total,
+                        preview: e.preview.to_vec(),
+                    });
+                };
+                match p.generate(&request, Some(cancel), Some(&mut on_step)) {
+                    Ok(generated) => send(Event::Done {
+                        request,
+                        rolls: generated.rolls,
+                        seconds: started.elapsed().as_secs_f64(),
+                    }),
+                    Err(ModelError::Cancelled) => send(Event::Cancelled {
+                        steps_after_cancel: after_cancel,
+                    }),
+                    Err(e) => send(Event::Failed(e.to_string())),
+                }
+            }
+        }
+    }
+}
+
+fn load(dir: &std::path::Path, request: DeviceRequest) -> Result<(Pipeline, String), String> {
+    let chosen = device::choose(request).map_err(|e| e.to_string())?;
+    let pipeline = Pipeline::load(dir, &chosen.device).map_err(|e| e.to_string())?;
+    Ok((pipeline, chosen.description))
+}

@@ -1,0 +1,146 @@
+//! Where models live: the base model shipped in `models/base`, and the user's own (fine-tuned)
+//! models, one folder each under the platform's data folder. A model is named either by a
+//! folder path or by the name of a saved model.
+
+use std::path::{Path, PathBuf};
+
+use super::store::{CARD_FILE, ModelError};
+
+/// Environment variable that moves the user's data folder (tests, portable installs).
+pub const DATA_DIR_ENV: &str = "DIFFROLL_DATA_DIR";
+/// The name the shipped model goes by in pickers and on the command line.
+pub const BASE_NAME: &str = "base";
+const SHIPPED_BASE: &str = "models/base";
+
+/// A model a user can pick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEntry {
+    pub name: String,
+    pub dir: PathBuf,
+    /// Shipped with diffroll (read-only to the app), as opposed to one the user made.
+    pub shipped: bool,
+}
+
+/// The shipped base model's folder: `models/base` under the working directory, else the one in
+/// the source checkout this binary was built from. `None` when neither holds a model card.
+pub fn shipped_base() -> Option<PathBuf> {
+    [
+        PathBuf::from(SHIPPED_BASE),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(SHIPPED_BASE),
+    ]
+    .into_iter()
+    .find(|dir| dir.join(CARD_FILE).is_file())
+}
+
+/// The folder that holds the user's models (`<data dir>/models`); `None` if the platform has
+/// no home folder and `DIFFROLL_DATA_DIR` is unset.
+pub fn user_models_dir() -> Option<PathBuf> {
+    let data = match std::env::var_os(DATA_DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => directories::ProjectDirs::from("org", "diffroll", "diffroll")?
+            .data_dir()
+            .to_path_buf(),
+    };
+    Some(data.join("models"))
+}
+
+/// Every model a user can pick: the shipped base first, then saved models by name.
+pub fn list() -> Vec<ModelEntry> {
+    let mut entries: Vec<ModelEntry> = shipped_base()
+        .map(|dir| ModelEntry {
+            name: BASE_NAME.to_string(),
+            dir,
+            shipped: true,
+        })
+        .into_iter()
+        .collect();
+    if let Some(root) = user_models_dir() {
+        entries.extend(list_in(&root));
+    }
+    entries
+}
+
+/// The saved models in `root`, sorted by name; folders without a card are skipped.
+pub fn list_in(root: &Path) -> Vec<ModelEntry> {
+    let Ok(read) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut entries: Vec<ModelEntry> = read
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join(CARD_FILE).is_file())
+        .filter_map(|e| {
+            Some(ModelEntry {
+                name: e.file_name().to_str()?.to_string(),
+                dir: e.path(),
+                shipped: false,
+            })
+        })
+        .collect();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries
+}
+
+/// A model folder from what a user typed: an existing folder with a card, `base`, or a saved
+/// model's name.
+pub fn resolve(spec: &Path) -> Result<PathBuf, ModelError> {
+    if spec.join(CARD_FILE).is_file() {
+        return Ok(spec.to_path_buf());
+    }
+    if spec == Path::new(BASE_NAME) || spec == Path::new(SHIPPED_BASE) {
+        return shipped_base().ok_or(ModelError::NoBaseModel);
+    }
+    if let Some(name) = spec.to_str().filter(|s| is_valid_name(s))
+        && let Some(root) = user_models_dir()
+        && root.join(name).join(CARD_FILE).is_file()
+    {
+        return Ok(root.join(name));
+    }
+    Err(ModelError::NotFound(spec.to_path_buf()))
+}
+
+/// Names of saved models become folder names: letters, digits, space, `-`, `_` and `.`, not
+/// starting with a dot, at most 64 characters, and not the shipped model's name.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= 64
+        && !name.starts_with('.')
+        && name.trim() == name
+        && name != BASE_NAME
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_valid_name("my chorales-2"));
+        for bad in [
+            "",
+            ".hidden",
+            "a/b",
+            "..",
+            "base",
+            " x",
+            "x\n",
+            &"n".repeat(65),
+        ] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lists_only_folders_with_cards() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("b")).unwrap();
+        std::fs::write(dir.path().join("b").join(CARD_FILE), "{}").unwrap();
+        std::fs::create_dir_all(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a").join(CARD_FILE), "{}").unwrap();
+        std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+        let names: Vec<String> = list_in(dir.path()).into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+}
