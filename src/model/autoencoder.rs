@@ -25,7 +25,10 @@ pub struct AutoencoderConfig {
     #[config(default = 4)]
     pub patch: usize,
     /// Channels at each resolution after folding; each further entry halves height and width.
-    #[config(default = "vec![64, 128]")]
+    /// One resolution (latent [8, 32, 32]): measured on held-out windows after 1000 training
+    /// steps, onset/frame F1 0.912/0.981, against 0.697/0.930 for [16, 16, 16] and 0.609/0.900
+    /// for [8, 16, 16] (two resolutions), at the same cost per step or less.
+    #[config(default = "vec![64]")]
     pub channels: Vec<usize>,
     #[config(default = 8)]
     pub latent_channels: usize,
@@ -191,11 +194,11 @@ mod tests {
     #[test]
     fn shapes_and_flops() {
         let config = AutoencoderConfig::new();
-        assert_eq!(config.latent_shape(128, 128), [8, 16, 16]);
+        assert_eq!(config.latent_shape(128, 128), [8, 32, 32]);
         let device = Device::flex();
         let ae = config.init(&device);
         let z = ae.encode(Tensor::zeros([1, 2, 128, 128], &device));
-        assert_eq!(z.dims(), [1, 8, 16, 16]);
+        assert_eq!(z.dims(), [1, 8, 32, 32]);
         assert_eq!(ae.decode_logits(z).dims(), [1, 2, 128, 128]);
         assert!(config.decode_flops(128, 128) < 700_000_000);
     }
