@@ -38,6 +38,52 @@ fn tiny_model(dir: &Path) {
     save_weights(&unet.init(&device), &dir.join(diffroll::model::UNET_FILE)).unwrap();
 }
 
+/// Saved models go to one temporary folder for this whole test binary: the catalog reads
+/// `DIFFROLL_DATA_DIR`, and every test sets it to the same value before anything reads it.
+fn data_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY: set once, before any thread of this binary reads the environment for it.
+        unsafe { std::env::set_var(diffroll::model::catalog::DATA_DIR_ENV, dir.path()) };
+        dir
+    })
+    .path()
+}
+
+/// A file dropped on the window, as the windowing system would hand it over.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn drop_files(h: &mut Harness<'_, Option<DiffrollApp>>, paths: &[PathBuf]) {
+    for p in paths {
+        h.input_mut()
+            .dropped_files
+            .push(Arc::new(Dropped(p.clone())));
+    }
+}
+
+fn folder_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().to_path_buf(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
 /// Answers every save dialog with one path.
 struct SaveTo(PathBuf);
 
@@ -48,6 +94,7 @@ impl Dialogs for SaveTo {
 }
 
 fn harness(model: &Path, export: &Path, steps: usize) -> Harness<'static, Option<DiffrollApp>> {
+    data_dir();
     let settings = Settings {
         model: Some(model.to_path_buf()),
         device: DeviceRequest::Cpu,
@@ -193,4 +240,90 @@ fn a_broken_model_is_reported_in_the_window() {
     assert!(last.error);
     assert!(last.text.contains("unet"), "{}", last.text);
     assert!(is_disabled(&h, "Generate"));
+}
+
+#[test]
+fn dropped_files_fine_tune_into_a_new_selected_model_and_leave_the_base_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny_model(&model);
+    let before = folder_bytes(&model);
+    let pdf = tmp.path().join("score.pdf");
+    std::fs::write(&pdf, b"%PDF-1.4 not music").unwrap();
+    let folk = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/midi/folk");
+    let mut h = harness(&model, &tmp.path().join("unused.mid"), 10);
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    drop_files(&mut h, &[folk, pdf]);
+    step_until(&mut h, "files read", |a| a.finetune.intake.is_some());
+    let intake = app(&h).finetune.intake.clone().unwrap();
+    assert!(intake.windows() > 0);
+    assert!(
+        intake.rejected.iter().any(|r| r.path.ends_with("score.pdf")
+            && r.reason.contains("not a Standard MIDI File")),
+        "{:?}",
+        intake.rejected
+    );
+    h.state_mut().as_mut().unwrap().finetune.steps = 3;
+    h.state_mut().as_mut().unwrap().finetune.name = "kittest folk".into();
+    h.run_steps(2);
+    h.get_by_label("Start fine-tune").click();
+    step_until(&mut h, "fine-tune finished and the new model loaded", |a| {
+        a.finetune.running.is_none()
+            && matches!(&a.model, ModelStatus::Ready { name, .. } if name == "kittest folk")
+    });
+    let saved = data_dir().join("models").join("kittest folk");
+    assert!(saved.join(diffroll::model::CARD_FILE).is_file());
+    let card = diffroll::model::ModelCard::load(&saved).unwrap();
+    assert!(
+        card.defaults.style.is_some(),
+        "the model generates in its learned style"
+    );
+    assert_eq!(folder_bytes(&model), before, "the base model is untouched");
+    assert!(
+        !is_disabled(&h, "Generate"),
+        "the new model is ready to generate"
+    );
+}
+
+#[test]
+fn a_bad_drop_explains_itself_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny_model(&model);
+    let pdf = tmp.path().join("notes.pdf");
+    std::fs::write(&pdf, b"%PDF-1.4").unwrap();
+    let short = tmp.path().join("short.mid");
+    let one_bar = diffroll::roll::Roll::from_notes(&[diffroll::roll::Note::new(60, 0, 16, 80)], 16);
+    std::fs::write(&short, diffroll::midi::write_roll(&one_bar, "short")).unwrap();
+    let models_before = diffroll::model::catalog::list_in(&data_dir().join("models"));
+    let mut h = harness(&model, &tmp.path().join("unused.mid"), 10);
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    drop_files(&mut h, &[pdf, short]);
+    step_until(&mut h, "files read", |a| a.finetune.intake.is_some());
+    h.run_steps(2);
+    let intake = app(&h).finetune.intake.clone().unwrap();
+    assert_eq!(intake.windows(), 0);
+    assert_eq!(intake.rejected.len(), 2);
+    assert!(
+        intake
+            .rejected
+            .iter()
+            .any(|r| r.reason.contains("bars long")),
+        "{:?}",
+        intake.rejected
+    );
+    assert!(is_disabled(&h, "Start fine-tune"));
+    h.get_by_label("Close").click();
+    h.run_steps(2);
+    assert!(!app(&h).finetune.open);
+    assert_eq!(
+        diffroll::model::catalog::list_in(&data_dir().join("models")),
+        models_before,
+        "no model was made"
+    );
+    assert!(matches!(&app(&h).model, ModelStatus::Ready { name, .. } if name == "tiny"));
 }

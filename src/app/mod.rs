@@ -4,6 +4,7 @@
 //! own thread ([`worker`]), so does playback ([`playback`]), and file dialogs and exports run
 //! on short-lived threads that report back through a channel.
 
+mod finetune_panel;
 mod panels;
 pub mod playback;
 pub mod roll_view;
@@ -167,6 +168,12 @@ impl Message {
     }
 }
 
+/// Results of short background jobs (exports, reading dropped files).
+pub enum Background {
+    Message(Message),
+    Intake(crate::train::finetune::Intake),
+}
+
 /// Frame work times (eframe's `cpu_usage`: the frame minus waiting for vsync) while a
 /// generation runs.
 #[derive(Default)]
@@ -213,7 +220,12 @@ pub struct DiffrollApp {
     /// Steps per second of what is playing, for the playhead.
     playback_rate: f64,
     pub messages: Vec<Message>,
-    background: (Sender<Message>, Receiver<Message>),
+    background: (Sender<Background>, Receiver<Background>),
+    pub finetune: finetune_panel::FinetunePanel,
+    /// A saved model being renamed: (old name, name being typed).
+    renaming: Option<(String, String)>,
+    /// A saved model whose Delete was clicked once.
+    confirm_delete: Option<String>,
     soundfonts: Vec<PathBuf>,
     midi_ports: Vec<String>,
     measure: bool,
@@ -271,6 +283,9 @@ impl DiffrollApp {
             playback_rate: 0.0,
             messages: Vec::new(),
             background: channel(),
+            finetune: Default::default(),
+            renaming: None,
+            confirm_delete: None,
             soundfonts: crate::audio::find_soundfonts(),
             midi_ports: Vec::new(),
             measure: false,
@@ -318,7 +333,9 @@ impl DiffrollApp {
     }
 
     pub fn can_generate(&self) -> bool {
-        matches!(self.model, ModelStatus::Ready { .. }) && !self.is_generating()
+        matches!(self.model, ModelStatus::Ready { .. })
+            && !self.is_generating()
+            && self.finetune.running.is_none()
     }
 
     /// Starts a take with the current settings.
@@ -460,7 +477,7 @@ impl DiffrollApp {
                     Ok(()) => Message::info(format!("exported {}", path.display())),
                     Err(e) => Message::error(format!("{}: {e}", path.display())),
                 };
-                let _ = tx.send(message);
+                let _ = tx.send(Background::Message(message));
                 ctx.request_repaint();
             });
         if let Err(e) = spawned {
@@ -473,8 +490,14 @@ impl DiffrollApp {
         while let Some(event) = self.worker.poll() {
             self.apply(event);
         }
-        while let Ok(message) = self.background.1.try_recv() {
-            self.say(message);
+        while let Ok(done) = self.background.1.try_recv() {
+            match done {
+                Background::Message(message) => self.say(message),
+                Background::Intake(intake) => {
+                    self.finetune.reading = false;
+                    self.finetune.intake = Some(Arc::new(intake));
+                }
+            }
         }
         let statuses: Vec<Status> = self
             .playback
@@ -504,6 +527,7 @@ impl DiffrollApp {
                     self.settings.sampler = defaults.sampler;
                     self.settings.steps = defaults.steps;
                     self.settings.guidance = defaults.guidance;
+                    self.settings.style = defaults.style;
                     self.settings.defaults_from = Some(dir.clone());
                 }
                 self.say(Message::info(format!("model '{name}' loaded on {device}")));
@@ -592,6 +616,29 @@ impl DiffrollApp {
                 self.say(Message::error(e));
                 self.restore_selected();
             }
+            Event::FinetuneProgress { step, total, loss } => {
+                if let Some(run) = &mut self.finetune.running {
+                    (run.step, run.total, run.loss) = (step, total, loss);
+                }
+            }
+            Event::FinetuneDone {
+                dir,
+                name,
+                style,
+                seconds,
+            } => {
+                self.finetune = Default::default();
+                self.say(Message::info(format!(
+                    "fine-tuned '{name}' in {seconds:.0} s (learned as style '{style}'); now in use"
+                )));
+                self.models = catalog::list();
+                self.settings.model = Some(dir);
+                self.load_model();
+            }
+            Event::FinetuneStopped(why) => {
+                self.finetune.running = None;
+                self.say(Message::error(why));
+            }
         }
     }
 
@@ -640,6 +687,17 @@ impl DiffrollApp {
         let ctx = ui.ctx().clone();
         self.drain_events();
         self.shortcuts(&ctx);
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        if !dropped.is_empty() {
+            finetune_panel::FinetunePanel::dropped(self, dropped);
+        }
         panels::top_bar(self, ui);
         panels::bottom(self, ui);
         panels::controls(self, ui);
@@ -650,7 +708,16 @@ impl DiffrollApp {
                 .filter(|p| p.is_running())
                 .map(|p| (p.position() * self.playback_rate) as f32);
             self.view.show(ui, self.image.as_ref(), playhead);
+            if ctx.input(|i| !i.raw.hovered_files.is_empty()) {
+                ui.put(
+                    ui.max_rect(),
+                    egui::Label::new(
+                        egui::RichText::new("Drop MIDI files to fine-tune on them").heading(),
+                    ),
+                );
+            }
         });
+        finetune_panel::show(self, &ctx);
         if self.is_playing() || (self.measure && self.is_generating()) {
             ctx.request_repaint();
         }

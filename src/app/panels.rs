@@ -122,6 +122,7 @@ fn model_section(app: &mut DiffrollApp, ui: &mut Ui) {
         app.settings.model = (!entry.shipped).then(|| entry.dir.clone());
         app.load_model();
     }
+    manage_saved_model(app, ui);
     match &app.model {
         ModelStatus::Ready { device, .. } => {
             ui.label(RichText::new(device).small().weak());
@@ -135,6 +136,85 @@ fn model_section(app: &mut DiffrollApp, ui: &mut Ui) {
         }
         _ => {}
     }
+}
+
+/// Rename and Delete for the user's own models (the shipped one has neither).
+fn manage_saved_model(app: &mut DiffrollApp, ui: &mut Ui) {
+    let ModelStatus::Ready { dir, .. } = &app.model else {
+        return;
+    };
+    let Some(entry) = app
+        .models
+        .iter()
+        .find(|e| e.dir == *dir && !e.shipped)
+        .cloned()
+    else {
+        return;
+    };
+    if let Some((old, new)) = &mut app.renaming {
+        let mut done = None;
+        ui.horizontal(|ui| {
+            let label = ui.label("New name");
+            let edit = ui
+                .add(egui::TextEdit::singleline(new).desired_width(90.0))
+                .labelled_by(label.id);
+            let entered = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if ui.button("Save").clicked() || entered {
+                done = Some(Some((old.clone(), new.clone())));
+            }
+            if ui.button("Cancel").clicked() {
+                done = Some(None);
+            }
+        });
+        match done {
+            Some(Some((old, new))) => {
+                app.renaming = None;
+                match crate::model::catalog::rename(&old, &new) {
+                    Ok(dir) => {
+                        app.models = crate::model::catalog::list();
+                        app.settings.model = Some(dir.clone());
+                        app.settings.defaults_from = Some(dir.clone());
+                        if let ModelStatus::Ready { dir: d, name, .. } = &mut app.model {
+                            *d = dir;
+                            *name = new.clone();
+                        }
+                        app.say(super::Message::info(format!("renamed '{old}' to '{new}'")));
+                    }
+                    Err(e) => app.say(super::Message::error(e.to_string())),
+                }
+            }
+            Some(None) => app.renaming = None,
+            None => {}
+        }
+        return;
+    }
+    ui.horizontal(|ui| {
+        if ui.small_button("Rename").clicked() {
+            app.renaming = Some((entry.name.clone(), entry.name.clone()));
+        }
+        let confirming = app.confirm_delete.as_deref() == Some(entry.name.as_str());
+        let label = if confirming {
+            "Really delete?"
+        } else {
+            "Delete"
+        };
+        if ui.small_button(label).clicked() {
+            if confirming {
+                app.confirm_delete = None;
+                match crate::model::catalog::delete(&entry.name) {
+                    Ok(()) => {
+                        app.say(super::Message::info(format!("deleted '{}'", entry.name)));
+                        app.models = crate::model::catalog::list();
+                        app.settings.model = None;
+                        app.load_model();
+                    }
+                    Err(e) => app.say(super::Message::error(e.to_string())),
+                }
+            } else {
+                app.confirm_delete = Some(entry.name.clone());
+            }
+        }
+    });
 }
 
 fn generation_section(app: &mut DiffrollApp, ui: &mut Ui) {

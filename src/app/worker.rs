@@ -12,6 +12,8 @@ use std::time::Instant;
 use crate::device::{self, DeviceRequest};
 use crate::model::{Defaults, GenerateRequest, ModelError, Pipeline};
 use crate::roll::Roll;
+use crate::train::finetune::{self, FinetuneConfig, FinetuneRun, Intake};
+use crate::train::run::{Control, Progress};
 
 /// What the UI asks of the model thread.
 #[derive(Debug, Clone)]
@@ -22,6 +24,13 @@ pub enum Command {
         device: DeviceRequest,
     },
     Generate(GenerateRequest),
+    /// Fine-tune the model in `base` on `intake` and save it as `name`.
+    Finetune {
+        base: PathBuf,
+        intake: Arc<Intake>,
+        name: String,
+        steps: usize,
+    },
 }
 
 /// What the model thread reports.
@@ -56,6 +65,19 @@ pub enum Event {
         steps_after_cancel: usize,
     },
     Failed(String),
+    FinetuneProgress {
+        step: usize,
+        total: usize,
+        loss: f64,
+    },
+    FinetuneDone {
+        dir: PathBuf,
+        name: String,
+        style: crate::roll::Style,
+        seconds: f64,
+    },
+    /// The fine-tune stopped (cancelled or failed); nothing was saved.
+    FinetuneStopped(String),
 }
 
 impl Event {
@@ -68,6 +90,9 @@ impl Event {
             Event::Done { .. } => "done",
             Event::Cancelled { .. } => "cancelled",
             Event::Failed(_) => "failed",
+            Event::FinetuneProgress { .. } => "fine-tune step",
+            Event::FinetuneDone { .. } => "fine-tune done",
+            Event::FinetuneStopped(_) => "fine-tune stopped",
         }
     }
 }
@@ -105,7 +130,7 @@ impl Worker {
     }
 
     pub fn send(&self, command: Command) {
-        if matches!(command, Command::Generate(_)) {
+        if matches!(command, Command::Generate(_) | Command::Finetune { .. }) {
             self.cancel.store(false, Ordering::Release);
         }
         if let Some(tx) = &self.commands {
@@ -196,7 +221,67 @@ fn serve(inbox: &Receiver<Command>, cancel: &AtomicBool, send: &dyn Fn(Event)) {
                     Err(e) => send(Event::Failed(e.to_string())),
                 }
             }
+            Command::Finetune {
+                base,
+                intake,
+                name,
+                steps,
+            } => send(finetune(
+                &base,
+                &intake,
+                &name,
+                steps,
+                pipeline.as_ref(),
+                cancel,
+                send,
+            )),
         }
+    }
+}
+
+/// Runs a fine-tune on the model thread (on the loaded model's device), reporting each step.
+fn finetune(
+    base: &std::path::Path,
+    intake: &Intake,
+    name: &str,
+    steps: usize,
+    pipeline: Option<&Pipeline>,
+    cancel: &AtomicBool,
+    send: &dyn Fn(Event),
+) -> Event {
+    let Some(pipeline) = pipeline else {
+        return Event::FinetuneStopped("no model loaded to start from".into());
+    };
+    let mut on_progress = |p: &Progress| {
+        send(Event::FinetuneProgress {
+            step: p.step,
+            total: p.total,
+            loss: p.loss,
+        });
+    };
+    let result = finetune::finetune(
+        FinetuneRun {
+            base,
+            intake,
+            name,
+            config: FinetuneConfig::new().with_steps(steps.max(1)),
+            device: pipeline.device().clone(),
+            hardware: String::from("the app's compute device"),
+        },
+        Control {
+            stop: cancel,
+            time_limit: None,
+            on_progress: &mut on_progress,
+        },
+    );
+    match result {
+        Ok(done) => Event::FinetuneDone {
+            dir: done.dir,
+            name: name.to_string(),
+            style: done.style,
+            seconds: done.seconds,
+        },
+        Err(e) => Event::FinetuneStopped(e.to_string()),
     }
 }
 

@@ -63,7 +63,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         seed,
         steps: args.steps.unwrap_or(defaults.steps),
         sampler: args.sampler.unwrap_or(defaults.sampler),
-        style: args.style,
+        style: args.style.or(defaults.style),
         guidance: args.guidance.unwrap_or(defaults.guidance),
         tempo_bpm: args.tempo.unwrap_or(0.0),
     };

@@ -5,6 +5,7 @@ mod app;
 mod bench;
 mod data;
 mod eval;
+mod finetune;
 pub mod generate;
 mod play;
 mod render;
@@ -42,6 +43,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Generate eight-bar pieces as MIDI (and PNG) files.
     Generate(generate::GenerateArgs),
+    /// Fine-tune a model on your own MIDI files; the result is saved under a name.
+    Finetune(finetune::FinetuneArgs),
     /// Train a model: `train autoencoder`, then `train diffusion`.
     Train(train::TrainArgs),
     /// Time the model on this machine: parameters, FLOPs, UNet step, decode, 8 bars end to end.
@@ -66,6 +69,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Train(args) => train::run(args),
+        Command::Finetune(args) => finetune::run(args),
     }
 }
 

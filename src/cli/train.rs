@@ -113,7 +113,39 @@ fn progress_bar(total: usize) -> ProgressBar {
 }
 
 /// Ctrl-C raises the flag once (the loop then checkpoints and returns); a second one exits.
-fn stop_flag() -> Arc<AtomicBool> {
+/// Shows training progress: a bar on a terminal, plain lines every 50 steps otherwise.
+pub(super) fn progress_printer() -> impl FnMut(&Progress) {
+    let mut bar: Option<ProgressBar> = None;
+    move |p: &Progress| {
+        let bar = bar.get_or_insert_with(|| {
+            // A resumed run starts mid-way: the ETA must not count the resumed steps as speed.
+            let bar = progress_bar(p.total);
+            bar.set_position(p.step.saturating_sub(1) as u64);
+            bar.reset_eta();
+            bar
+        });
+        bar.set_position(p.step as u64);
+        bar.set_message(format!("{:.4}  {:.1} samples/s", p.loss, p.samples_per_sec));
+        if bar.is_hidden() {
+            // Not a terminal (a log file, CI): plain lines instead of a bar.
+            if p.step.is_multiple_of(50) || p.message.is_some() {
+                let eta = bar.eta().as_secs_f64() / 60.0;
+                eprintln!(
+                    "step {}/{}  loss {:.4}  {:.1} samples/s  ETA {eta:.0} min",
+                    p.step, p.total, p.loss, p.samples_per_sec
+                );
+            }
+        }
+        if let Some(m) = &p.message {
+            bar.println(m);
+        }
+        if p.step == p.total {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub(super) fn stop_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let handler_flag = flag.clone();
     let installed = ctrlc::set_handler(move || {
@@ -159,31 +191,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let chosen = common.device.choose()?;
     let stop = stop_flag();
     let time_limit = common.minutes.map(|m| Duration::from_secs_f64(m * 60.0));
-    let mut bar: Option<ProgressBar> = None;
-    let mut on_progress = |p: &Progress| {
-        let bar = bar.get_or_insert_with(|| {
-            // A resumed run starts mid-way: the ETA must not count the resumed steps as speed.
-            let bar = progress_bar(p.total);
-            bar.set_position(p.step.saturating_sub(1) as u64);
-            bar.reset_eta();
-            bar
-        });
-        bar.set_position(p.step as u64);
-        bar.set_message(format!("{:.4}  {:.1} samples/s", p.loss, p.samples_per_sec));
-        if bar.is_hidden() {
-            // Not a terminal (a log file, CI): plain lines instead of a bar.
-            if p.step.is_multiple_of(50) || p.message.is_some() {
-                let eta = bar.eta().as_secs_f64() / 60.0;
-                eprintln!(
-                    "step {}/{}  loss {:.4}  {:.1} samples/s  ETA {eta:.0} min",
-                    p.step, p.total, p.loss, p.samples_per_sec
-                );
-            }
-        }
-        if let Some(m) = &p.message {
-            bar.println(m);
-        }
-    };
+    let mut on_progress = progress_printer();
     let control = Control {
         stop: &stop,
         time_limit,

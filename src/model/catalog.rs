@@ -98,6 +98,71 @@ pub fn resolve(spec: &Path) -> Result<PathBuf, ModelError> {
     Err(ModelError::NotFound(spec.to_path_buf()))
 }
 
+/// Why a saved model could not be renamed or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(
+        "'{0}' cannot name a model: use letters, digits, spaces, '-', '_' or '.', up to 64 characters, not 'base'"
+    )]
+    BadName(String),
+    #[error("no saved model named '{0}'")]
+    Missing(String),
+    #[error("a model named '{0}' exists already")]
+    Exists(String),
+    #[error("no folder for saved models on this system; set DIFFROLL_DATA_DIR")]
+    NoDataDir,
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn saved(name: &str) -> Result<PathBuf, CatalogError> {
+    if !is_valid_name(name) {
+        return Err(CatalogError::BadName(name.to_string()));
+    }
+    let root = user_models_dir().ok_or(CatalogError::NoDataDir)?;
+    Ok(root.join(name))
+}
+
+/// Renames a saved model (one rename of its folder: atomic). The shipped model cannot be.
+pub fn rename(from: &str, to: &str) -> Result<PathBuf, CatalogError> {
+    let (src, dst) = (saved(from)?, saved(to)?);
+    if !src.join(CARD_FILE).is_file() {
+        return Err(CatalogError::Missing(from.to_string()));
+    }
+    if dst.exists() {
+        return Err(CatalogError::Exists(to.to_string()));
+    }
+    std::fs::rename(&src, &dst).map_err(|source| CatalogError::Io {
+        path: src.clone(),
+        source,
+    })?;
+    // The card carries the name too; the folder is what counts if this write fails.
+    if let Ok(mut card) = super::ModelCard::load(&dst) {
+        card.name = to.to_string();
+        let _ = card.save(&dst);
+    }
+    Ok(dst)
+}
+
+/// Deletes a saved model. The folder is first renamed out of the list, so a half-finished
+/// delete never leaves a half-model that looks usable.
+pub fn delete(name: &str) -> Result<(), CatalogError> {
+    let dir = saved(name)?;
+    if !dir.join(CARD_FILE).is_file() {
+        return Err(CatalogError::Missing(name.to_string()));
+    }
+    let trash = dir.with_file_name(format!(".deleting-{name}-{}", std::process::id()));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CatalogError::Io { path, source }
+    };
+    std::fs::rename(&dir, &trash).map_err(io(&dir))?;
+    std::fs::remove_dir_all(&trash).map_err(io(&trash))
+}
+
 /// Names of saved models become folder names: letters, digits, space, `-`, `_` and `.`, not
 /// starting with a dot, at most 64 characters, and not the shipped model's name.
 pub fn is_valid_name(name: &str) -> bool {
@@ -130,6 +195,33 @@ mod tests {
         ] {
             assert!(!is_valid_name(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn rename_and_delete_saved_models() {
+        let dir = tempfile::tempdir().unwrap();
+        // The only test in this crate that sets the variable; the lib tests never read it
+        // elsewhere.
+        unsafe { std::env::set_var(DATA_DIR_ENV, dir.path()) };
+        let root = user_models_dir().unwrap();
+        std::fs::create_dir_all(root.join("mine")).unwrap();
+        let card = super::super::ModelCard::new("mine", super::super::AutoencoderConfig::new());
+        card.save(&root.join("mine")).unwrap();
+        assert!(matches!(
+            rename("mine", "base"),
+            Err(CatalogError::BadName(_))
+        ));
+        assert!(matches!(rename("nope", "x"), Err(CatalogError::Missing(_))));
+        let moved = rename("mine", "ours").unwrap();
+        assert_eq!(super::super::ModelCard::load(&moved).unwrap().name, "ours");
+        assert_eq!(resolve(Path::new("ours")).unwrap(), moved);
+        delete("ours").unwrap();
+        assert!(list_in(&root).is_empty());
+        assert!(
+            std::fs::read_dir(&root).unwrap().next().is_none(),
+            "nothing left behind"
+        );
+        assert!(matches!(delete("ours"), Err(CatalogError::Missing(_))));
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub struct Defaults {
     pub sampler: SamplerKind,
     pub steps: usize,
     pub guidance: f32,
+    /// The style label to generate with when none is asked for: a fine-tuned model's is the
+    /// one its owner's music was learned under. `None` draws styles as in the training data.
+    #[serde(default)]
+    pub style: Option<Style>,
 }
 
 impl Default for Defaults {
@@ -64,6 +68,7 @@ impl Default for Defaults {
             sampler: SamplerKind::DpmSolverPP,
             steps: 25,
             guidance: 1.0,
+            style: None,
         }
     }
 }

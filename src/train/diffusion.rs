@@ -85,6 +85,41 @@ pub fn latent_scale(ae: &Autoencoder, windows: &[Roll], device: &Device) -> f32 
     (1.0 / var.sqrt()) as f32
 }
 
+/// Clean latents noised to random timesteps, with the v-prediction targets.
+pub struct NoisedBatch {
+    pub x_t: Tensor<4>,
+    pub v: Tensor<4>,
+    /// Timestep of each sample, as the UNet takes them.
+    pub t: Vec<f32>,
+}
+
+/// Noises a batch of (scaled) clean latents `z0` at timesteps drawn uniformly from
+/// `schedule`: x_t = a·z0 + s·ε and the target v = a·ε − s·z0.
+pub fn noise_batch(z0: Tensor<4>, schedule: &Schedule, rng: &mut ChaCha8Rng) -> NoisedBatch {
+    let device = z0.device();
+    let [b, c, h, w] = z0.dims();
+    let steps: Vec<usize> = (0..b)
+        .map(|_| rng.random_range(0..schedule.len()))
+        .collect();
+    let (a, s): (Vec<f32>, Vec<f32>) = steps
+        .iter()
+        .map(|&ts| {
+            let (a, s) = schedule.scales(Some(ts));
+            (a as f32, s as f32)
+        })
+        .unzip();
+    let a = Tensor::<4>::from_data(TensorData::new(a, [b, 1, 1, 1]), &device);
+    let s = Tensor::<4>::from_data(TensorData::new(s, [b, 1, 1, 1]), &device);
+    let eps = normal(rng, [b, c, h, w], &device);
+    let x_t = z0.clone() * a.clone() + eps.clone() * s.clone();
+    let v = eps * a - z0 * s;
+    NoisedBatch {
+        x_t,
+        v,
+        t: steps.iter().map(|&x| x as f32).collect(),
+    }
+}
+
 fn normal(rng: &mut ChaCha8Rng, shape: [usize; 4], device: &Device) -> Tensor<4> {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
@@ -157,7 +192,6 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
     let scale = state.latent_scale.unwrap_or(1.0);
     let schedule = Schedule::default();
     let t = &run.training;
-    let [c, h, w] = ae_card.autoencoder.latent_shape(128, 128);
     let null_label = Style::ALL.len() as i64;
     let elapsed_before = state.elapsed_secs;
     let mut throughput = Throughput::default();
@@ -194,25 +228,10 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
         let z0 = ae
             .encode(rolls_to_tensor(&refs, &run.device))
             .mul_scalar(scale);
-        let steps: Vec<usize> = (0..b)
-            .map(|_| rng.random_range(0..schedule.len()))
-            .collect();
-        let (a, s): (Vec<f32>, Vec<f32>) = steps
-            .iter()
-            .map(|&ts| {
-                let (a, s) = schedule.scales(Some(ts));
-                (a as f32, s as f32)
-            })
-            .unzip();
-        let a = Tensor::<4>::from_data(TensorData::new(a, [b, 1, 1, 1]), &run.device);
-        let s = Tensor::<4>::from_data(TensorData::new(s, [b, 1, 1, 1]), &run.device);
-        let eps = normal(&mut rng, [b, c, h, w], &run.device);
-        let x_t = z0.clone() * a.clone() + eps.clone() * s.clone();
-        let v = eps * a - z0 * s;
-        let tf: Vec<f32> = steps.iter().map(|&x| x as f32).collect();
+        let noised = noise_batch(z0, &schedule, &mut rng);
         let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &ad);
-        let pred = unet.forward(x_t.autodiff(), &tf, labels);
-        let loss = (pred - v.autodiff()).powf_scalar(2.0).mean();
+        let pred = unet.forward(noised.x_t.autodiff(), &noised.t, labels);
+        let loss = (pred - noised.v.autodiff()).powf_scalar(2.0).mean();
         let loss_value = f64::from(loss.clone().into_scalar::<f32>());
         loss_avg = if state.step == 0 {
             loss_value

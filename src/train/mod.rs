@@ -1,6 +1,6 @@
 //! From a folder of MIDI files to trained models: corpus scanning, training windows with
-//! transposition, the autoencoder and diffusion training loops, checkpoints that resume
-//! exactly, and progress reporting. Nothing here blocks a GUI thread: callers run it on a
+//! transposition, the autoencoder and diffusion training loops, fine-tuning on a user's own
+//! files, checkpoints that resume exactly, and progress reporting. Nothing here blocks a GUI thread: callers run it on a
 //! worker and watch it through [`run::Control`].
 
 pub mod autoencoder;
@@ -9,4 +9,5 @@ pub mod corpus;
 pub mod dataset;
 pub mod diffusion;
 pub mod ema;
+pub mod finetune;
 pub mod run;
