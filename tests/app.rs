@@ -327,3 +327,41 @@ fn a_bad_drop_explains_itself_and_changes_nothing() {
     );
     assert!(matches!(&app(&h).model, ModelStatus::Ready { name, .. } if name == "tiny"));
 }
+
+#[test]
+fn play_reports_where_the_sound_goes_or_why_it_cannot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny_model(&model);
+    let mut h = harness(&model, &tmp.path().join("unused.mid"), 5);
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    h.get_by_label("Generate").click();
+    step_until(&mut h, "a take", |a| !a.history.is_empty());
+    h.key_press(egui::Key::Space);
+    // With a sound card: "playing on <device>"; without one (CI): the reason, in the window.
+    step_until(&mut h, "a playback status", |a| {
+        a.messages
+            .iter()
+            .any(|m| m.text.starts_with("playing on") || m.text.starts_with("playback:"))
+    });
+    let a = app(&h);
+    let status = a
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.text.starts_with("playing on") || m.text.starts_with("playback:"))
+        .unwrap();
+    if status.error {
+        assert!(
+            status.text.contains("audio") || status.text.contains("device"),
+            "{}",
+            status.text
+        );
+    }
+    h.key_press(egui::Key::Space);
+    h.run_steps(3);
+    assert!(!app(&h).is_playing(), "Space stops");
+    assert!(!is_disabled(&h, "Generate"));
+}

@@ -179,6 +179,9 @@ pub enum Background {
 #[derive(Default)]
 struct FrameStats {
     during_generation: Vec<f32>,
+    /// Seconds between the starts of consecutive frames (work plus waiting for the display).
+    intervals: Vec<f32>,
+    last_start: Option<Instant>,
 }
 
 impl FrameStats {
@@ -188,13 +191,23 @@ impl FrameStats {
             return "no frames measured".into();
         }
         ms.sort_by(f32::total_cmp);
-        let pct = |p: f32| ms[((ms.len() - 1) as f32 * p).round() as usize];
+        let pct = |v: &[f32], p: f32| v[((v.len() - 1) as f32 * p).round() as usize];
+        let mut gaps: Vec<f32> = self.intervals.iter().map(|s| s * 1000.0).collect();
+        gaps.sort_by(f32::total_cmp);
+        let gaps = if gaps.is_empty() {
+            vec![f32::NAN]
+        } else {
+            gaps
+        };
         format!(
-            "frames during generation: {}; frame time p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+            "frames during generation: {}; frame time p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms; \
+             frame interval p50 {:.1} ms, p95 {:.1} ms",
             ms.len(),
-            pct(0.5),
-            pct(0.95),
-            ms[ms.len() - 1]
+            pct(&ms, 0.5),
+            pct(&ms, 0.95),
+            ms[ms.len() - 1],
+            pct(&gaps, 0.5),
+            pct(&gaps, 0.95),
         )
     }
 }
@@ -732,10 +745,19 @@ impl DiffrollApp {
 
 impl eframe::App for DiffrollApp {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
-        if self.is_generating()
-            && let Some(cpu) = frame.info().cpu_usage
-        {
-            self.frames.during_generation.push(cpu);
+        let now = Instant::now();
+        if self.is_generating() {
+            if let Some(cpu) = frame.info().cpu_usage {
+                self.frames.during_generation.push(cpu);
+            }
+            if let Some(last) = self.frames.last_start {
+                self.frames
+                    .intervals
+                    .push(now.duration_since(last).as_secs_f32());
+            }
+            self.frames.last_start = Some(now);
+        } else {
+            self.frames.last_start = None;
         }
         self.show(ui);
     }
@@ -792,6 +814,7 @@ fn save_png(image: &egui::ColorImage, path: &Path) -> anyhow::Result<()> {
 
 /// Opens the app window (wgpu renderer) and runs until it closes.
 pub fn run(options: AppOptions) -> anyhow::Result<()> {
+    worker::lower_compute_priority();
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("diffroll")

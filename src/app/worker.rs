@@ -115,6 +115,7 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name("diffroll-model".into())
             .spawn(move || {
+                lower_priority();
                 let send = |e: Event| {
                     let _ = outbox.send(e);
                     repaint();
@@ -170,6 +171,28 @@ impl Drop for Worker {
             let _ = thread.join();
         }
     }
+}
+
+/// Makes the calling thread yield to the UI thread and the renderer: on a 2-core machine a
+/// frame otherwise waits for a core while the model computes (measured with
+/// `diffroll app --measure-frames`). Compute threads (rayon's pool) call it too, see
+/// [`lower_compute_priority`].
+pub fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on this thread's own id only changes its scheduling niceness.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
+/// Starts rayon's global pool (which burn's CPU backend computes on) with every thread at the
+/// lower priority. Must run before anything else uses rayon; later calls change nothing.
+pub fn lower_compute_priority() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("diffroll-compute-{i}"))
+        .start_handler(|_| lower_priority())
+        .build_global();
 }
 
 fn serve(inbox: &Receiver<Command>, cancel: &AtomicBool, send: &dyn Fn(Event)) {
