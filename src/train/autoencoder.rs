@@ -187,6 +187,7 @@ pub fn train(run: AutoencoderRun<'_>, control: Control<'_>) -> Result<Outcome, T
             optim,
         )?;
         (model, optim, rng, state) = (resumed.module, resumed.optim, resumed.rng, resumed.state);
+        state.resumed_with(serde_json::to_value(&run.training).expect("config serializes"));
     }
     std::fs::create_dir_all(run.out).map_err(|source| TrainError::Io {
         path: run.out.to_path_buf(),

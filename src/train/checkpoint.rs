@@ -76,6 +76,19 @@ impl TrainState {
             history: vec![],
         }
     }
+
+    /// Records a resume under different training settings (a shorter `--steps`, another
+    /// batch): the history keeps the step and the settings from then on, so a model card can
+    /// tell the whole schedule.
+    pub fn resumed_with(&mut self, training_config: serde_json::Value) {
+        if self.training_config != training_config {
+            self.history.push(serde_json::json!({
+                "step": self.step,
+                "training_config_from_here": training_config,
+            }));
+            self.training_config = training_config;
+        }
+    }
 }
 
 /// The checkpoint folder of a training output folder.

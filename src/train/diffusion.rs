@@ -174,7 +174,9 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
             // Checkpoints from before EMA: start the average from the current weights.
             Err(_) => None,
         };
-        resumed.state
+        let mut state = resumed.state;
+        state.resumed_with(serde_json::to_value(&run.training).expect("config serializes"));
+        state
     } else {
         let sample: Vec<Roll> = (0..512).map(|_| data.draw(&mut rng).0).collect();
         TrainState::new(
