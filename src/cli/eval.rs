@@ -39,6 +39,9 @@ pub struct EvalArgs {
     pub seed: u64,
     #[arg(long)]
     pub json: bool,
+    /// With --model: also store the figures (as --json prints them) in the model's card.
+    #[arg(long, requires = "model")]
+    pub save_to_card: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -191,8 +194,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "copy_rate": copy_rate(&g),
         }));
     }
-    if args.json {
-        let json = serde_json::json!({
+    let json = serde_json::json!({
+            "data": args.data.display().to_string(),
+            "count_per_style": args.count,
+            "seed": args.seed,
             "real_windows": real.len(),
             "real_vs_real": ceiling,
             label: scored,
@@ -203,7 +208,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "inpainting": inpainting,
             "features": FEATURES,
             "statistics": STATISTICS,
-        });
+    });
+    if args.save_to_card
+        && let Some(dir) = &args.model
+    {
+        let mut card = crate::model::ModelCard::load(dir)?;
+        card.eval = json.clone();
+        card.save(dir)?;
+        eprintln!(
+            "figures saved in {}",
+            dir.join(crate::model::CARD_FILE).display()
+        );
+    }
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
