@@ -274,6 +274,13 @@ fn train_resume_generate_is_exact_and_deterministic() {
     assert_eq!(report["model"]["samples"], 12);
     assert!(!report["per_style"].as_array().unwrap().is_empty());
     assert!(report["orphan_rate"].as_f64().is_some());
+    let inpainting = &report["inpainting"];
+    assert_eq!(inpainting["bars"], serde_json::json!([3, 6]));
+    assert_eq!(inpainting["model"]["samples"], report["real_windows"]);
+    for who in ["real_vs_real", "model", "random"] {
+        let oa = inpainting[who]["mean_oa"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&oa), "{who}: {oa}");
+    }
 
     // Inpainting bars 3-6 keeps bars 1-2 and 7-8 as the autoencoder reconstructs them.
     let (set, _) = WindowSet::scan(&fixtures(), 8).unwrap();

@@ -432,7 +432,7 @@ impl DiffrollApp {
         };
         self.playback = None;
         self.playback_rate = f64::from(roll.tempo_bpm) / 60.0 * STEPS_PER_BEAT as f64;
-        let ctx = self.repaint_handle();
+        let ctx = self.ctx.clone();
         self.playback = Some(Playback::start(
             Sequence::from_roll(&roll),
             self.settings.output.clone(),
@@ -454,10 +454,6 @@ impl DiffrollApp {
         }
     }
 
-    fn repaint_handle(&self) -> egui::Context {
-        self.ctx.clone()
-    }
-
     /// Asks where to save, then writes the selected roll as MIDI (`mid`) or audio (`wav`), on
     /// a background thread; the result arrives as a message.
     pub fn export(&mut self, extension: &'static str) {
@@ -474,7 +470,7 @@ impl DiffrollApp {
             Output::SoundFont(path) => Some(path.clone()),
             _ => None,
         };
-        let ctx = self.repaint_handle();
+        let ctx = self.ctx.clone();
         let spawned = std::thread::Builder::new()
             .name("diffroll-export".into())
             .spawn(move || {

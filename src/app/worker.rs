@@ -196,7 +196,8 @@ pub fn lower_compute_priority() {
 }
 
 fn serve(inbox: &Receiver<Command>, cancel: &AtomicBool, send: &dyn Fn(Event)) {
-    let mut pipeline: Option<Pipeline> = None;
+    // The loaded model and a description of the device it runs on.
+    let mut pipeline: Option<(Pipeline, String)> = None;
     while let Ok(command) = inbox.recv() {
         match command {
             Command::Load { dir, device } => match load(&dir, device) {
@@ -204,11 +205,11 @@ fn serve(inbox: &Receiver<Command>, cancel: &AtomicBool, send: &dyn Fn(Event)) {
                     send(Event::Loaded {
                         dir: dir.clone(),
                         name: p.card.name.clone(),
-                        device,
+                        device: device.clone(),
                         defaults: p.card.defaults.clone(),
                         styles: p.card.styles.clone(),
                     });
-                    pipeline = Some(p);
+                    pipeline = Some((p, device));
                 }
                 Err(message) => {
                     pipeline = None;
@@ -216,7 +217,7 @@ fn serve(inbox: &Receiver<Command>, cancel: &AtomicBool, send: &dyn Fn(Event)) {
                 }
             },
             Command::Generate(request) => {
-                let Some(p) = &pipeline else {
+                let Some((p, _)) = &pipeline else {
                     send(Event::Failed("no model loaded".into()));
                     continue;
                 };
@@ -268,11 +269,11 @@ fn finetune(
     intake: &Intake,
     name: &str,
     steps: usize,
-    pipeline: Option<&Pipeline>,
+    pipeline: Option<&(Pipeline, String)>,
     cancel: &AtomicBool,
     send: &dyn Fn(Event),
 ) -> Event {
-    let Some(pipeline) = pipeline else {
+    let Some((pipeline, device)) = pipeline else {
         return Event::FinetuneStopped("no model loaded to start from".into());
     };
     let mut on_progress = |p: &Progress| {
@@ -289,7 +290,7 @@ fn finetune(
             name,
             config: FinetuneConfig::new().with_steps(steps.max(1)),
             device: pipeline.device().clone(),
-            hardware: String::from("the app's compute device"),
+            hardware: device.clone(),
         },
         Control {
             stop: cancel,
