@@ -102,11 +102,8 @@ fn blocker(app: &DiffrollApp) -> Option<String> {
     if intake.windows() == 0 {
         return Some("no file has 8 bars of notes: nothing to learn from".into());
     }
-    if !catalog::is_valid_name(&panel.name) {
-        return Some("name: letters, digits, spaces, '-', '_' or '.'; not 'base'".into());
-    }
-    if catalog::user_models_dir().is_some_and(|root| root.join(&panel.name).exists()) {
-        return Some(format!("a model named '{}' exists already", panel.name));
+    if let Err(why) = catalog::new_model_dir(&panel.name) {
+        return Some(why.to_string());
     }
     if !matches!(app.model, ModelStatus::Ready { .. }) {
         return Some("load a model to start from first".into());

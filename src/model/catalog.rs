@@ -126,15 +126,23 @@ fn saved(name: &str) -> Result<PathBuf, CatalogError> {
     Ok(root.join(name))
 }
 
+/// The folder a new saved model called `name` goes to: refused if the name is not valid, the
+/// system has no data folder, or the name is taken.
+pub fn new_model_dir(name: &str) -> Result<PathBuf, CatalogError> {
+    let dir = saved(name)?;
+    if dir.exists() {
+        return Err(CatalogError::Exists(name.to_string()));
+    }
+    Ok(dir)
+}
+
 /// Renames a saved model (one rename of its folder: atomic). The shipped model cannot be.
 pub fn rename(from: &str, to: &str) -> Result<PathBuf, CatalogError> {
-    let (src, dst) = (saved(from)?, saved(to)?);
+    let src = saved(from)?;
     if !src.join(CARD_FILE).is_file() {
         return Err(CatalogError::Missing(from.to_string()));
     }
-    if dst.exists() {
-        return Err(CatalogError::Exists(to.to_string()));
-    }
+    let dst = new_model_dir(to)?;
     std::fs::rename(&src, &dst).map_err(|source| CatalogError::Io {
         path: src.clone(),
         source,

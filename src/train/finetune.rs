@@ -145,15 +145,7 @@ pub struct Finetuned {
 
 /// Where a new model called `name` goes, refusing bad and taken names.
 pub fn target_dir(name: &str) -> Result<PathBuf, FinetuneError> {
-    if !catalog::is_valid_name(name) {
-        return Err(catalog::CatalogError::BadName(name.to_string()).into());
-    }
-    let root = catalog::user_models_dir().ok_or(catalog::CatalogError::NoDataDir)?;
-    let dir = root.join(name);
-    if dir.exists() {
-        return Err(catalog::CatalogError::Exists(name.to_string()).into());
-    }
-    Ok(dir)
+    Ok(catalog::new_model_dir(name)?)
 }
 
 /// Runs the fine-tune and saves the new model atomically (a folder written beside its final
