@@ -273,7 +273,13 @@ fn train_resume_generate_is_exact_and_deterministic() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["model"]["samples"], 12);
     assert!(!report["per_style"].as_array().unwrap().is_empty());
-    assert!(report["orphan_rate"].as_f64().is_some());
+    for who in ["autoencoder_on_real", "model"] {
+        let rates = &report["orphan_sustain"][who];
+        for per in ["notes", "samples"] {
+            let r = rates[per].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&r), "{who} {per}: {r}");
+        }
+    }
     let inpainting = &report["inpainting"];
     assert_eq!(inpainting["bars"], serde_json::json!([3, 6]));
     assert_eq!(inpainting["model"]["samples"], report["real_windows"]);

@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use super::DeviceArgs;
 use crate::eval::{self, FEATURES, Report, STATISTICS};
 use crate::model::{GenerateRequest, Pipeline};
-use crate::roll::{Roll, STEPS_PER_BAR, Style, WINDOW_STEPS};
+use crate::roll::{Roll, STEPS_PER_BAR, Style, Validity, WINDOW_STEPS};
 use crate::train::dataset::WindowSet;
 
 #[derive(Debug, Args)]
@@ -42,6 +42,17 @@ pub struct EvalArgs {
     /// With --model: also store the figures (as --json prints them) in the model's card.
     #[arg(long, requires = "model")]
     pub save_to_card: bool,
+    /// With --autoencoder: also decode with Gaussian noise of these sizes (times the latents'
+    /// standard deviation) added to the latents, comma-separated: how robust the latent space
+    /// is to a denoiser's small errors.
+    #[arg(long, requires = "autoencoder", value_delimiter = ',')]
+    pub latent_noise: Vec<f32>,
+    /// With --model: guidance scale instead of the card's default (for tuning it).
+    #[arg(long, requires = "model")]
+    pub guidance: Option<f32>,
+    /// With --model: onset,sustain decoding thresholds (logits) instead of the card's.
+    #[arg(long, requires = "model", value_delimiter = ',')]
+    pub thresholds: Option<Vec<f32>>,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -81,7 +92,7 @@ fn read_samples(dir: &std::path::Path) -> anyhow::Result<Vec<Roll>> {
 }
 
 fn autoencoder_f1(args: &EvalArgs, dir: &std::path::Path) -> anyhow::Result<()> {
-    use crate::train::autoencoder::{reconstruction_f1, tune_thresholds};
+    use crate::train::autoencoder::{noisy_reconstruction, reconstruction_f1, tune_thresholds};
     let chosen = args.device.choose()?;
     let card = crate::model::ModelCard::load(dir)?;
     let ae = crate::model::load_weights(
@@ -92,10 +103,29 @@ fn autoencoder_f1(args: &EvalArgs, dir: &std::path::Path) -> anyhow::Result<()> 
     let real = windows(&args.data, args.count, args.style)?;
     let (onset, frame) = reconstruction_f1(&ae, &real, &chosen.device, card.thresholds);
     let (best, (best_onset, best_frame)) = tune_thresholds(&ae, &real, &chosen.device);
+    let noisy: Vec<serde_json::Value> = args
+        .latent_noise
+        .iter()
+        .map(|&sigma| {
+            let (onset, frame, orphans) = noisy_reconstruction(
+                &ae,
+                &real,
+                &chosen.device,
+                card.thresholds,
+                sigma,
+                args.seed,
+            );
+            serde_json::json!({
+                "latent_noise": sigma, "onset_f1": onset, "frame_f1": frame,
+                "orphan_notes": orphans,
+            })
+        })
+        .collect();
     let report = serde_json::json!({
         "windows": real.len(),
         "thresholds": card.thresholds, "onset_f1": onset, "frame_f1": frame,
         "best_thresholds": best, "best_onset_f1": best_onset, "best_frame_f1": best_frame,
+        "with_latent_noise": noisy,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -106,6 +136,15 @@ fn autoencoder_f1(args: &EvalArgs, dir: &std::path::Path) -> anyhow::Result<()> 
             real.len(),
             card.thresholds
         );
+        for n in &noisy {
+            println!(
+                "latent noise {:.2}: onset F1 {:.4}, frame F1 {:.4}, notes without an onset {:.4}",
+                n["latent_noise"].as_f64().unwrap_or(f64::NAN),
+                n["onset_f1"].as_f64().unwrap_or(f64::NAN),
+                n["frame_f1"].as_f64().unwrap_or(f64::NAN),
+                n["orphan_notes"].as_f64().unwrap_or(f64::NAN),
+            );
+        }
     }
     Ok(())
 }
@@ -116,19 +155,27 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     let real = windows(&args.data, args.count, args.style)?;
     let train = windows(&args.train, args.count, args.style)?;
-    let mut orphan_rate = None;
+    let mut orphans = None;
     let mut inpainting = None;
     let (label, samples) = match (&args.model, &args.samples) {
         (Some(dir), _) => {
             let chosen = args.device.choose()?;
-            let pipeline = Pipeline::load(dir, &chosen.device)?;
+            let mut pipeline = Pipeline::load(dir, &chosen.device)?;
+            match args.thresholds.as_deref() {
+                None => {}
+                Some(&[onset, sustain]) => pipeline.card.thresholds = [onset, sustain],
+                Some(_) => anyhow::bail!("--thresholds takes two numbers: onset,sustain"),
+            }
+            if let Some(g) = args.guidance {
+                pipeline.card.defaults.guidance = g;
+            }
             inpainting = Some(inpaint_score(&pipeline, &real, &train, args.seed)?);
             let styles: Vec<Style> = match args.style {
                 Some(s) => vec![s],
                 None => Style::ALL.to_vec(),
             };
             let mut rolls = Vec::new();
-            let mut orphaned = 0;
+            let mut repaired = Vec::new();
             for (i, style) in styles.into_iter().enumerate() {
                 let request = GenerateRequest {
                     count: args.count,
@@ -140,10 +187,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     tempo_bpm: style.default_tempo(),
                 };
                 let generated = pipeline.generate(&request, None, None)?;
-                orphaned += generated.orphans.iter().filter(|&&o| o > 0).count();
+                repaired.extend(generated.repaired);
                 rolls.extend(generated.rolls);
             }
-            orphan_rate = Some(orphaned as f64 / rolls.len().max(1) as f64);
+            orphans = Some([
+                OrphanRates::of(&reconstruct(&pipeline, &real, &chosen.device)),
+                OrphanRates::of(&rolls.iter().cloned().zip(repaired).collect::<Vec<_>>()),
+            ]);
             ("model", rolls)
         }
         (None, Some(dir)) => ("samples", read_samples(dir)?),
@@ -202,7 +252,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "real_vs_real": ceiling,
             label: scored,
             "random": random,
-            "orphan_rate": orphan_rate,
+            "orphan_sustain": orphans.map(|[recon, model]| serde_json::json!({
+                "autoencoder_on_real": recon, label: model,
+            })),
             "copy_rate": { "real_vs_real": copies[0], label: copies[1] },
             "per_style": per_style,
             "inpainting": inpainting,
@@ -224,7 +276,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
-    print_table(label, real.len(), &ceiling, &scored, &random, orphan_rate);
+    print_table(label, real.len(), &ceiling, &scored, &random, orphans);
     println!(
         "{:<28} {:>12.3} {:>12.3} {:>12}",
         "copies (train onset-F1>0.8)", copies[0], copies[1], "-"
@@ -313,7 +365,7 @@ fn print_table(
     ceiling: &Report,
     scored: &Report,
     random: &Report,
-    orphan_rate: Option<f64>,
+    orphans: Option<[OrphanRates; 2]>,
 ) {
     println!(
         "{:<28} {:>12} {:>12} {:>12}",
@@ -362,10 +414,53 @@ fn print_table(
             row(random).1
         );
     }
-    if let Some(rate) = orphan_rate {
+    // The ceiling column is the autoencoder's own round trip of the real windows: the floor a
+    // decoder that thresholds each cell sets.
+    if let Some([recon, model]) = orphans {
         println!(
-            "{:<28} {:>12} {:>12.3} {:>12}",
-            "orphan-sustain rate", "0", rate, "-"
+            "{:<28} {:>12.4} {:>12.4} {:>12}",
+            "orphan-sustain, of notes", recon.notes, model.notes, "-"
+        );
+        println!(
+            "{:<28} {:>12.3} {:>12.3} {:>12}",
+            "samples with an orphan", recon.samples, model.samples, "-"
         );
     }
+}
+
+/// How often decoded rolls held sound without an onset (each such run becomes a note when the
+/// roll is repaired): as a share of all notes, and the share of rolls with any.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct OrphanRates {
+    notes: f64,
+    samples: f64,
+}
+
+impl OrphanRates {
+    /// From repaired rolls and what their repair fixed.
+    fn of(decoded: &[(Roll, Validity)]) -> Self {
+        let orphans: usize = decoded.iter().map(|(_, v)| v.orphan_notes).sum();
+        let notes: usize = decoded.iter().map(|(r, _)| r.note_count()).sum();
+        let with_any = decoded.iter().filter(|(_, v)| v.orphan_notes > 0).count();
+        OrphanRates {
+            notes: orphans as f64 / notes.max(1) as f64,
+            samples: with_any as f64 / decoded.len().max(1) as f64,
+        }
+    }
+}
+
+/// The pipeline's autoencoder's round trip of `real` (encode, decode, repair).
+fn reconstruct(
+    pipeline: &Pipeline,
+    real: &[Roll],
+    device: &burn::tensor::Device,
+) -> Vec<(Roll, Validity)> {
+    let ae = pipeline.autoencoder();
+    real.chunks(32)
+        .flat_map(|chunk| {
+            let refs: Vec<&Roll> = chunk.iter().collect();
+            let z = ae.encode(crate::model::rolls_to_tensor(&refs, device));
+            crate::model::logits_to_rolls(ae.decode_logits(z), pipeline.card.thresholds)
+        })
+        .collect()
 }

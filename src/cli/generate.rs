@@ -71,10 +71,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let generated = pipeline.generate(&request, None, None)?;
     let secs = started.elapsed().as_secs_f64();
     std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
-    for (i, (mut roll, orphans)) in generated
+    for (i, (mut roll, fixed)) in generated
         .rolls
         .into_iter()
-        .zip(generated.orphans)
+        .zip(generated.repaired)
         .enumerate()
     {
         let style = roll.style.unwrap_or(Style::Folk);
@@ -91,8 +91,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             atomic_write(&png, &render::draw(&roll, &bars).to_png())
                 .with_context(|| png.display().to_string())?;
         }
-        let repaired = if orphans > 0 {
-            format!(", {orphans} orphan cells repaired")
+        let repaired = if fixed.orphan_notes > 0 {
+            format!(
+                ", {} decoded without an onset (given one)",
+                fixed.orphan_notes
+            )
         } else {
             String::new()
         };

@@ -24,7 +24,7 @@ pub use unet::{UNet, UNetConfig};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::roll::{PITCHES, Roll, WINDOW_STEPS};
+use crate::roll::{PITCHES, Roll, Validity, WINDOW_STEPS};
 
 /// Rolls as a batch [B, 2, 128, 128] of 0/1 values (each roll must be one window long).
 pub fn rolls_to_tensor(rolls: &[&Roll], device: &Device) -> Tensor<4> {
@@ -41,8 +41,8 @@ pub fn rolls_to_tensor(rolls: &[&Roll], device: &Device) -> Tensor<4> {
 
 /// Decoder logits [B, 2, 128, 128] to rolls: an onset or sustain cell is set where its logit
 /// exceeds that plane's threshold (0 = probability ½), then the roll is repaired; each roll
-/// comes with the orphan-sustain cells repair fixed.
-pub fn logits_to_rolls(logits: Tensor<4>, thresholds: [f32; 2]) -> Vec<(Roll, usize)> {
+/// comes with what repair fixed.
+pub fn logits_to_rolls(logits: Tensor<4>, thresholds: [f32; 2]) -> Vec<(Roll, Validity)> {
     let [b, _, p, t] = logits.dims();
     let values: Vec<f32> = logits
         .into_data()
@@ -61,7 +61,7 @@ pub fn logits_to_rolls(logits: Tensor<4>, thresholds: [f32; 2]) -> Vec<(Roll, us
                 .collect();
             let mut roll = Roll::from_planes(&shifted, t, 0.0);
             let fixed = roll.repair();
-            (roll, fixed.orphan_sustain)
+            (roll, fixed)
         })
         .collect()
 }

@@ -12,7 +12,7 @@ use rand_distr::{Distribution, StandardNormal};
 use super::sampler::{self, SampleOptions, SamplerKind};
 use super::store::{AUTOENCODER_FILE, ModelCard, ModelError, UNET_FILE, load_weights};
 use super::{Autoencoder, Schedule, UNet, logits_to_rolls};
-use crate::roll::{PITCHES, Roll, Style, WINDOW_STEPS};
+use crate::roll::{PITCHES, Roll, Style, Validity, WINDOW_STEPS};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -42,8 +42,8 @@ pub struct Generated {
     pub rolls: Vec<Roll>,
     /// The final (scaled) latents [count, C, H, W], for variations and inpainting later.
     pub latents: Tensor<4>,
-    /// Orphan-sustain cells the decoder produced and repair fixed, per roll.
-    pub orphans: Vec<usize>,
+    /// What the decoder produced that repair had to fix (orphan sustain...), per roll.
+    pub repaired: Vec<Validity>,
 }
 
 /// A loaded model on a device.
@@ -112,7 +112,7 @@ impl Pipeline {
     }
 
     /// Decodes scaled latents into repaired rolls.
-    pub fn decode(&self, z: Tensor<4>) -> Vec<(Roll, usize)> {
+    pub fn decode(&self, z: Tensor<4>) -> Vec<(Roll, Validity)> {
         let z = z.div_scalar(self.card.latent_scale);
         logits_to_rolls(self.autoencoder.decode_logits(z), self.card.thresholds)
     }
@@ -272,17 +272,17 @@ impl Pipeline {
         .map_err(|_| ModelError::Cancelled)?;
         let decoded = self.decode(z.clone());
         let mut rolls = Vec::with_capacity(b);
-        let mut orphans = Vec::with_capacity(b);
-        for ((mut roll, orphan), style) in decoded.into_iter().zip(styles) {
+        let mut repaired = Vec::with_capacity(b);
+        for ((mut roll, fixed), style) in decoded.into_iter().zip(styles) {
             roll.style = Some(style);
             roll.tempo_bpm = request.tempo_bpm;
             rolls.push(roll);
-            orphans.push(orphan);
+            repaired.push(fixed);
         }
         Ok(Generated {
             rolls,
             latents: z,
-            orphans,
+            repaired,
         })
     }
 }

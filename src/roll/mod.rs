@@ -68,6 +68,10 @@ impl Note {
 pub struct Validity {
     /// Sustain cells in a run whose first cell has no onset: sound nobody started.
     pub orphan_sustain: usize,
+    /// Sustain runs that begin without an onset: the notes [`Roll::repair`] has to invent an
+    /// onset for. Per note, this is the rate evaluation reports (one missed onset among
+    /// hundreds of notes is a different failure from a roll of unstarted sound).
+    pub orphan_notes: usize,
     /// Onset cells with no sustain: a note of zero length.
     pub bare_onsets: usize,
 }
@@ -214,6 +218,9 @@ impl Roll {
                 let (o, s) = (self.onset[row + t], self.sustain[row + t]);
                 if o && !s {
                     v.bare_onsets += 1;
+                }
+                if s && !o && (t == 0 || !self.sustain[row + t - 1]) {
+                    v.orphan_notes += 1;
                 }
                 if s {
                     started |= o;
@@ -400,12 +407,25 @@ mod tests {
             v,
             Validity {
                 orphan_sustain: 3,
+                orphan_notes: 1,
                 bare_onsets: 1
             }
         );
         assert_eq!(roll.repair(), v);
         assert!(roll.validity().is_valid());
         assert_eq!(roll.notes(), vec![n(40, 2, 5), n(41, 6, 7)]);
+    }
+
+    #[test]
+    fn each_unstarted_run_is_one_orphan_note() {
+        let mut roll = Roll::new(8);
+        for t in [0, 1, 2, 4, 5, 6] {
+            roll.set(40, t, t == 5, true);
+        }
+        let v = roll.validity();
+        assert_eq!((v.orphan_notes, v.orphan_sustain), (2, 4));
+        roll.repair();
+        assert_eq!(roll.notes(), vec![n(40, 0, 3), n(40, 4, 5), n(40, 5, 7)]);
     }
 
     #[test]

@@ -116,6 +116,45 @@ pub fn reconstruction_f1(
     )
 }
 
+/// Round trips of `windows` with Gaussian noise of `relative` times the latents' own standard
+/// deviation added before decoding: onset F1, frame F1 and the share of decoded notes that had
+/// no onset. A denoiser never lands exactly on an encoder's latent, so this says how much its
+/// small errors cost in the roll (a latent space whose onsets break under slight noise makes
+/// every generated roll lose them).
+pub fn noisy_reconstruction(
+    model: &Autoencoder,
+    windows: &[Roll],
+    device: &Device,
+    thresholds: [f32; 2],
+    relative: f32,
+    seed: u64,
+) -> (f64, f64, f64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let logits: Vec<Tensor<4>> = windows
+        .chunks(32)
+        .map(|chunk| {
+            let refs: Vec<&Roll> = chunk.iter().collect();
+            let z = model.encode(rolls_to_tensor(&refs, device));
+            let shape = z.dims();
+            let std = f64::from(z.clone().var(0).mean().sqrt().into_scalar::<f32>()) as f32;
+            let noise: Vec<f32> = (0..shape.iter().product::<usize>())
+                .map(|_| rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng))
+                .collect();
+            let noise = Tensor::<4>::from_data(TensorData::new(noise, shape), device);
+            model.decode_logits(z + noise.mul_scalar(relative * std))
+        })
+        .collect();
+    let (onset, frame) = f1_of(&logits, windows, thresholds);
+    let (mut orphans, mut notes) = (0, 0);
+    for l in &logits {
+        for (roll, fixed) in logits_to_rolls(l.clone(), thresholds) {
+            orphans += fixed.orphan_notes;
+            notes += roll.note_count();
+        }
+    }
+    (onset, frame, orphans as f64 / notes.max(1) as f64)
+}
+
 /// The decoding thresholds with the best held-out F1, and that F1 (onset, frame): the
 /// positive weights of the loss make the decoder generous, so the best cut is rarely at
 /// probability ½. Each plane is tuned with the other at its best so far.
