@@ -157,12 +157,17 @@ fn distance(a: &[f64], b: &[f64]) -> f64 {
         .sqrt()
 }
 
-/// Gaussian kernel density of `values` on `grid`, Scott's bandwidth.
-fn kde(values: &[f64], grid: &[f64]) -> Vec<f64> {
+/// Scott's rule bandwidth of `values`.
+fn scott_bandwidth(values: &[f64]) -> f64 {
     let n = values.len().max(1) as f64;
     let mean = values.iter().sum::<f64>() / n;
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    let h = (var.sqrt() * n.powf(-0.2)).max(1e-6);
+    var.sqrt() * n.powf(-0.2)
+}
+
+/// Gaussian kernel density of `values` on `grid` with bandwidth `h`.
+fn kde(values: &[f64], grid: &[f64], h: f64) -> Vec<f64> {
+    let n = values.len().max(1) as f64;
     let norm = 1.0 / (n * h * (2.0 * std::f64::consts::PI).sqrt());
     grid.iter()
         .map(|&g| {
@@ -191,7 +196,15 @@ pub fn overlapping_area(a: &[f64], b: &[f64]) -> f64 {
     let points = 512;
     let step = (hi - lo + 2.0 * pad) / (points - 1) as f64;
     let grid: Vec<f64> = (0..points).map(|i| lo - pad + i as f64 * step).collect();
-    let (pa, pb) = (kde(a, &grid), kde(b, &grid));
+    // A set of identical values (monophonic folk: every polyphony distance is 0) has no
+    // spread, so Scott's rule gives it no width: it would fall between grid points and
+    // overlap nothing, even a set that is mostly the same value. Such a set borrows the
+    // other set's bandwidth (and no kernel is narrower than the grid resolves).
+    let min_h = 2.0 * step;
+    let (ha, hb) = (scott_bandwidth(a), scott_bandwidth(b));
+    let ha = if ha < min_h { hb.max(min_h) } else { ha };
+    let hb = if hb < min_h { ha.max(min_h) } else { hb };
+    let (pa, pb) = (kde(a, &grid, ha), kde(b, &grid, hb));
     pa.iter().zip(&pb).map(|(x, y)| x.min(*y)).sum::<f64>() * step
 }
 
@@ -294,6 +307,16 @@ mod tests {
         let near: Vec<f64> = a.iter().map(|x| x + 0.3).collect();
         let oa = overlapping_area(&a, &near);
         assert!(oa > 0.5 && oa < 0.95, "{oa}");
+    }
+
+    #[test]
+    fn overlapping_area_of_a_point_mass() {
+        let zeros = vec![0.0; 50];
+        let half: Vec<f64> = (0..50).map(|i| f64::from(i % 2)).collect();
+        let oa = overlapping_area(&zeros, &half);
+        assert!((oa - 0.5).abs() < 0.05, "{oa}");
+        let nearly: Vec<f64> = (0..50).map(|i| if i == 0 { 1.0 } else { 0.0 }).collect();
+        assert!(overlapping_area(&zeros, &nearly) > 0.95);
     }
 
     #[test]
