@@ -47,6 +47,17 @@ pub struct EvalArgs {
     /// is to a denoiser's small errors.
     #[arg(long, requires = "autoencoder", value_delimiter = ',')]
     pub latent_noise: Vec<f32>,
+    /// With --model: only score one-step denoising of the real windows at these training
+    /// steps (0-999, comma-separated): onset and frame F1 and notes without an onset, to see
+    /// at which noise level the model loses what.
+    #[arg(long, requires = "model", value_delimiter = ',')]
+    pub denoise_probe: Vec<usize>,
+    /// With --model: sampler (ddim, ddpm, dpm) instead of the card's default.
+    #[arg(long, requires = "model")]
+    pub sampler: Option<crate::model::SamplerKind>,
+    /// With --model: sampler steps instead of the card's default.
+    #[arg(long, requires = "model")]
+    pub steps: Option<usize>,
     /// With --model: guidance scale instead of the card's default (for tuning it).
     #[arg(long, requires = "model")]
     pub guidance: Option<f32>,
@@ -154,6 +165,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         return autoencoder_f1(&args, dir);
     }
     let real = windows(&args.data, args.count, args.style)?;
+    if !args.denoise_probe.is_empty()
+        && let Some(dir) = &args.model
+    {
+        return denoise_probe(&args, dir, &real);
+    }
     let train = windows(&args.train, args.count, args.style)?;
     let mut orphans = None;
     let mut inpainting = None;
@@ -168,6 +184,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             }
             if let Some(g) = args.guidance {
                 pipeline.card.defaults.guidance = g;
+            }
+            if let Some(sampler) = args.sampler {
+                pipeline.card.defaults.sampler = sampler;
+            }
+            if let Some(steps) = args.steps {
+                pipeline.card.defaults.steps = steps;
             }
             inpainting = Some(inpaint_score(&pipeline, &real, &train, args.seed)?);
             let styles: Vec<Style> = match args.style {
@@ -447,6 +469,46 @@ impl OrphanRates {
             samples: with_any as f64 / decoded.len().max(1) as f64,
         }
     }
+}
+
+fn denoise_probe(args: &EvalArgs, dir: &std::path::Path, real: &[Roll]) -> anyhow::Result<()> {
+    let chosen = args.device.choose()?;
+    let pipeline = Pipeline::load(dir, &chosen.device)?;
+    let mut rows = Vec::new();
+    for &t in &args.denoise_probe {
+        anyhow::ensure!(
+            t < crate::model::schedule::TRAIN_STEPS,
+            "--denoise-probe {t}: steps run from 0 to {}",
+            crate::model::schedule::TRAIN_STEPS - 1
+        );
+        let mut onset = crate::roll::Counts::default();
+        let mut frame = crate::roll::Counts::default();
+        let mut decoded = Vec::new();
+        for (i, chunk) in real.chunks(32).enumerate() {
+            let got = pipeline.denoise_once(chunk, t, args.seed + i as u64)?;
+            for ((roll, _), want) in got.iter().zip(chunk) {
+                onset.add(roll.onset_plane(), want.onset_plane());
+                frame.add(roll.sustain_plane(), want.sustain_plane());
+            }
+            decoded.extend(got);
+        }
+        let orphans = OrphanRates::of(&decoded);
+        let (a, s) = pipeline.schedule().scales(Some(t));
+        println!(
+            "t {t:>3} (signal/noise {:>7.3}): onset F1 {:.4}, frame F1 {:.4}, notes without an onset {:.4}",
+            a / s,
+            onset.f1(),
+            frame.f1(),
+            orphans.notes
+        );
+        rows.push(serde_json::json!({
+            "t": t, "onset_f1": onset.f1(), "frame_f1": frame.f1(), "orphan_notes": orphans.notes,
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    Ok(())
 }
 
 /// The pipeline's autoencoder's round trip of `real` (encode, decode, repair).

@@ -24,7 +24,7 @@ pub struct GenerateArgs {
     /// Sampler steps (default: the model's recommendation).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// ddim or dpm (default: the model's recommendation).
+    /// ddim, ddpm (ancestral) or dpm (default: the model's recommendation).
     #[arg(long)]
     pub sampler: Option<SamplerKind>,
     /// chorale, polyphony, classical or folk; without it each piece's style is drawn in

@@ -103,6 +103,10 @@ impl Pipeline {
         &self.device
     }
 
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
     pub fn autoencoder(&self) -> &Autoencoder {
         &self.autoencoder
     }
@@ -190,6 +194,41 @@ impl Pipeline {
             &self.device,
         );
         self.run(request, Some((clean, mask)), cancel, on_step)
+    }
+
+    /// The model's one-step estimate of `rolls` after noising their latents to training step
+    /// `t`, decoded: how much of the music it recovers at that noise level. A sampler ends
+    /// with such estimates at small `t`, so detail lost here (onsets, say) is lost in every
+    /// generated roll. Each roll is conditioned on its own style (none: unconditional).
+    pub fn denoise_once(
+        &self,
+        rolls: &[Roll],
+        t: usize,
+        seed: u64,
+    ) -> Result<Vec<(Roll, Validity)>, ModelError> {
+        let unet = self
+            .unet
+            .as_ref()
+            .ok_or_else(|| ModelError::NoUnet(self.dir.clone()))?;
+        let refs: Vec<&Roll> = rolls.iter().collect();
+        let z0 = self
+            .autoencoder
+            .encode(super::rolls_to_tensor(&refs, &self.device))
+            .mul_scalar(self.card.latent_scale);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let eps = normal(&mut rng, z0.dims(), &self.device);
+        let (a, s) = self.schedule.scales(Some(t));
+        let x = z0.mul_scalar(a) + eps.mul_scalar(s);
+        let null = self.card.styles.len() as i64;
+        let labels: Vec<i64> = rolls
+            .iter()
+            .map(|r| r.style.map_or(null, |st| st.index() as i64))
+            .collect();
+        let labels =
+            Tensor::<1, Int>::from_data(TensorData::new(labels, [rolls.len()]), &self.device);
+        let v = unet.forward(x.clone(), &vec![t as f32; rolls.len()], labels);
+        // v = a ε − s x0 and x_t = a x0 + s ε give x0 = a x_t − s v.
+        Ok(self.decode(x.mul_scalar(a) - v.mul_scalar(s)))
     }
 
     fn run(

@@ -35,6 +35,7 @@ impl fmt::Display for SamplerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SamplerKind::Ddim { eta } if *eta == 0.0 => f.write_str("ddim"),
+            SamplerKind::Ddim { eta } if *eta == 1.0 => f.write_str("ddpm"),
             SamplerKind::Ddim { eta } => write!(f, "ddim (eta {eta})"),
             SamplerKind::DpmSolverPP => f.write_str("dpm"),
         }
@@ -47,8 +48,13 @@ impl FromStr for SamplerKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "ddim" => Ok(SamplerKind::Ddim { eta: 0.0 }),
+            // DDIM with η = 1 is ancestral sampling: fresh noise at every step, which corrects
+            // a denoiser's errors instead of following them.
+            "ddpm" | "ancestral" => Ok(SamplerKind::Ddim { eta: 1.0 }),
             "dpm" | "dpm++" | "dpmpp" | "dpm-solver++" => Ok(SamplerKind::DpmSolverPP),
-            _ => Err(format!("unknown sampler '{s}' (expected ddim or dpm)")),
+            _ => Err(format!(
+                "unknown sampler '{s}' (expected ddim, ddpm or dpm)"
+            )),
         }
     }
 }
@@ -344,6 +350,8 @@ mod tests {
     fn sampler_names_parse() {
         assert_eq!("ddim".parse(), Ok(SamplerKind::Ddim { eta: 0.0 }));
         assert_eq!("DPM".parse(), Ok(SamplerKind::DpmSolverPP));
+        assert_eq!("ddpm".parse(), Ok(SamplerKind::Ddim { eta: 1.0 }));
+        assert_eq!(SamplerKind::Ddim { eta: 1.0 }.to_string(), "ddpm");
         assert!("euler".parse::<SamplerKind>().is_err());
     }
 }
