@@ -146,6 +146,9 @@ fn stopping_playback_to_a_named_port_leaves_no_note_hanging() {
     assert!(out.name().contains("recorder"), "{}", out.name());
     let finish = play(&piece(), &mut out, Some(Duration::from_millis(700)));
     assert_eq!(finish, Finish::Stopped);
+    let send_errors = out.send_errors();
+    // Closed at once, as `diffroll play` does after Ctrl-C: the last messages must still arrive.
+    drop(out);
     wait_for(&received, |m| {
         m.len() == 3 && m[0] & 0xF0 == 0xB0 && m[1] == 123
     });
@@ -160,7 +163,7 @@ fn stopping_playback_to_a_named_port_leaves_no_note_hanging() {
         .cloned()
         .collect();
     assert!(hanging(&explicit).1.is_empty(), "{messages:?}");
-    assert_eq!(out.send_errors(), 0);
+    assert_eq!(send_errors, 0);
 }
 
 #[cfg(unix)]
@@ -175,6 +178,7 @@ fn the_virtual_diffroll_port_delivers_the_whole_piece_in_order() {
     let mut roll = piece();
     roll.tempo_bpm = 480.0; // four bars in two seconds
     assert_eq!(play(&roll, &mut out, None), Finish::Ended);
+    drop(out);
     wait_for(&received, |m| {
         m.len() == 3 && m[0] & 0xF0 == 0xB0 && m[1] == 123
     });

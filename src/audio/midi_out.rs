@@ -72,6 +72,8 @@ pub struct MidiOut {
     connection: MidiOutputConnection,
     name: String,
     send_errors: usize,
+    /// Messages sent, so closing knows whether anything may still be on its way.
+    sent: usize,
 }
 
 impl std::fmt::Debug for MidiOut {
@@ -106,6 +108,7 @@ impl MidiOut {
             connection,
             name: name.clone(),
             send_errors: 0,
+            sent: 0,
         })
     }
 
@@ -124,6 +127,7 @@ impl MidiOut {
             connection,
             name: name.to_string(),
             send_errors: 0,
+            sent: 0,
         })
     }
 
@@ -144,9 +148,26 @@ impl MidiOut {
     }
 }
 
+/// How long a closing JACK connection waits so its last messages go out: midir hands them to
+/// JACK's process callback, which runs once a period (up to 4096 frames, 93 ms at 44.1 kHz),
+/// and closing the client first drops them: the stop's note-offs would never arrive.
+#[cfg(feature = "jack")]
+const JACK_DRAIN: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Drop for MidiOut {
+    fn drop(&mut self) {
+        // ALSA, CoreMIDI and WinMM deliver each message as it is sent; JACK delivers later.
+        #[cfg(feature = "jack")]
+        if self.sent > 0 {
+            std::thread::sleep(JACK_DRAIN);
+        }
+    }
+}
+
 impl EventSink for MidiOut {
     fn send(&mut self, event: Event) {
         let (bytes, len) = event.to_midi();
+        self.sent += 1;
         if let Err(e) = self.connection.send(&bytes[..len]) {
             if self.send_errors == 0 {
                 tracing::warn!("MIDI output '{}': {e}", self.name);
