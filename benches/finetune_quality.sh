@@ -3,8 +3,9 @@
 # Takes the first ten Essen folk songs of at least 8 bars from the training corpus (German
 # songs: sparser and slower than the Irish fiddle tunes that make up most of the 'folk' style),
 # fine-tunes the base model on them as a musician's drop would, and scores base and fine-tuned
-# samples against those files with `diffroll eval` (64 samples each; copies are checked against
-# the whole training corpus, which holds the ten files).
+# samples against those files with `diffroll eval` (64 samples each; the fine-tuned model writes
+# under the style label it learned them as; copies are checked against the whole training
+# corpus, which holds the ten files).
 # Usage: benches/finetune_quality.sh [BASE_MODEL] (default models/base). Writes under $TMPDIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."

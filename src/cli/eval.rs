@@ -198,19 +198,25 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             };
             let mut rolls = Vec::new();
             let mut repaired = Vec::new();
+            // A fine-tuned model writes like its files under the label it learned them as
+            // (its card says which), whatever the style folder they are compared with.
+            let learned = pipeline.card.defaults.style;
             for (i, style) in styles.into_iter().enumerate() {
                 let request = GenerateRequest {
                     count: args.count,
                     seed: args.seed + i as u64,
                     steps: pipeline.card.defaults.steps,
                     sampler: pipeline.card.defaults.sampler,
-                    style: Some(style),
+                    style: Some(learned.unwrap_or(style)),
                     guidance: pipeline.card.defaults.guidance,
                     tempo_bpm: style.default_tempo(),
                 };
                 let generated = pipeline.generate(&request, None, None)?;
                 repaired.extend(generated.repaired);
-                rolls.extend(generated.rolls);
+                rolls.extend(generated.rolls.into_iter().map(|mut r| {
+                    r.style = Some(style);
+                    r
+                }));
             }
             orphans = Some([
                 OrphanRates::of(&reconstruct(&pipeline, &real, &chosen.device)),
