@@ -118,7 +118,7 @@ fn autoencoder_f1(args: &EvalArgs, dir: &std::path::Path) -> anyhow::Result<()> 
         .latent_noise
         .iter()
         .map(|&sigma| {
-            let (onset, frame, orphans) = noisy_reconstruction(
+            let (onset, frame, decoded) = noisy_reconstruction(
                 &ae,
                 &real,
                 &chosen.device,
@@ -128,7 +128,7 @@ fn autoencoder_f1(args: &EvalArgs, dir: &std::path::Path) -> anyhow::Result<()> 
             );
             serde_json::json!({
                 "latent_noise": sigma, "onset_f1": onset, "frame_f1": frame,
-                "orphan_notes": orphans,
+                "orphan_notes": OrphanRates::of(decoded.iter().map(|(r, v)| (r, v))).notes,
             })
         })
         .collect();
@@ -219,8 +219,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 }));
             }
             orphans = Some([
-                OrphanRates::of(&reconstruct(&pipeline, &real, &chosen.device)),
-                OrphanRates::of(&rolls.iter().cloned().zip(repaired).collect::<Vec<_>>()),
+                OrphanRates::of(
+                    reconstruct(&pipeline, &real, &chosen.device)
+                        .iter()
+                        .map(|(r, v)| (r, v)),
+                ),
+                OrphanRates::of(rolls.iter().zip(&repaired)),
             ]);
             ("model", rolls)
         }
@@ -466,13 +470,17 @@ struct OrphanRates {
 
 impl OrphanRates {
     /// From repaired rolls and what their repair fixed.
-    fn of(decoded: &[(Roll, Validity)]) -> Self {
-        let orphans: usize = decoded.iter().map(|(_, v)| v.orphan_notes).sum();
-        let notes: usize = decoded.iter().map(|(r, _)| r.note_count()).sum();
-        let with_any = decoded.iter().filter(|(_, v)| v.orphan_notes > 0).count();
+    fn of<'a>(decoded: impl IntoIterator<Item = (&'a Roll, &'a Validity)>) -> Self {
+        let (mut orphans, mut notes, mut with_any, mut rolls) = (0, 0, 0, 0);
+        for (roll, fixed) in decoded {
+            orphans += fixed.orphan_notes;
+            notes += roll.note_count();
+            with_any += usize::from(fixed.orphan_notes > 0);
+            rolls += 1;
+        }
         OrphanRates {
             notes: orphans as f64 / notes.max(1) as f64,
-            samples: with_any as f64 / decoded.len().max(1) as f64,
+            samples: with_any as f64 / rolls.max(1) as f64,
         }
     }
 }
@@ -487,28 +495,22 @@ fn denoise_probe(args: &EvalArgs, dir: &std::path::Path, real: &[Roll]) -> anyho
             "--denoise-probe {t}: steps run from 0 to {}",
             crate::model::schedule::TRAIN_STEPS - 1
         );
-        let mut onset = crate::roll::Counts::default();
-        let mut frame = crate::roll::Counts::default();
         let mut decoded = Vec::new();
         for (i, chunk) in real.chunks(32).enumerate() {
-            let got = pipeline.denoise_once(chunk, t, args.seed + i as u64)?;
-            for ((roll, _), want) in got.iter().zip(chunk) {
-                onset.add(roll.onset_plane(), want.onset_plane());
-                frame.add(roll.sustain_plane(), want.sustain_plane());
-            }
-            decoded.extend(got);
+            decoded.extend(pipeline.denoise_once(chunk, t, args.seed + i as u64)?);
         }
-        let orphans = OrphanRates::of(&decoded);
+        let (onset, frame) = crate::train::autoencoder::rolls_f1(&decoded, real);
+        let orphans = OrphanRates::of(decoded.iter().map(|(r, v)| (r, v)));
         let (a, s) = pipeline.schedule().scales(Some(t));
         println!(
             "t {t:>3} (signal/noise {:>7.3}): onset F1 {:.4}, frame F1 {:.4}, notes without an onset {:.4}",
             a / s,
-            onset.f1(),
-            frame.f1(),
+            onset,
+            frame,
             orphans.notes
         );
         rows.push(serde_json::json!({
-            "t": t, "onset_f1": onset.f1(), "frame_f1": frame.f1(), "orphan_notes": orphans.notes,
+            "t": t, "onset_f1": onset, "frame_f1": frame, "orphan_notes": orphans.notes,
         }));
     }
     if args.json {
@@ -523,12 +525,9 @@ fn reconstruct(
     real: &[Roll],
     device: &burn::tensor::Device,
 ) -> Vec<(Roll, Validity)> {
-    let ae = pipeline.autoencoder();
-    real.chunks(32)
-        .flat_map(|chunk| {
-            let refs: Vec<&Roll> = chunk.iter().collect();
-            let z = ae.encode(crate::model::rolls_to_tensor(&refs, device));
-            crate::model::logits_to_rolls(ae.decode_logits(z), pipeline.card.thresholds)
-        })
-        .collect()
+    use crate::train::autoencoder::{decode_all, reconstruction_logits};
+    decode_all(
+        &reconstruction_logits(pipeline.autoencoder(), real, device),
+        pipeline.card.thresholds,
+    )
 }

@@ -13,7 +13,7 @@ mod store;
 mod unet;
 
 pub use autoencoder::{Autoencoder, AutoencoderConfig};
-pub use pipeline::{GenerateRequest, Generated, Pipeline, StepEvent};
+pub use pipeline::{GenerateRequest, Generated, Pipeline, StepEvent, normal};
 pub use sampler::{Cancelled, SamplerKind};
 pub use schedule::Schedule;
 pub use store::{

@@ -15,10 +15,10 @@ use super::checkpoint::{self, TrainState};
 use super::dataset::WindowSet;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
-    AUTOENCODER_FILE, Autoencoder, AutoencoderConfig, ModelCard, logits_to_rolls, rolls_to_tensor,
-    save_weights,
+    AUTOENCODER_FILE, Autoencoder, AutoencoderConfig, ModelCard, logits_to_rolls, normal,
+    rolls_to_tensor, save_weights,
 };
-use crate::roll::{Counts, Roll};
+use crate::roll::{Counts, Roll, Validity};
 
 pub const KIND: &str = "autoencoder";
 
@@ -76,7 +76,11 @@ pub fn weighted_bce(logits: Tensor<4>, target: Tensor<4>, pos_weight: [f32; 2]) 
 }
 
 /// Decoder logits of the reconstructions of `windows`, 32 at a time.
-fn reconstruction_logits(model: &Autoencoder, windows: &[Roll], device: &Device) -> Vec<Tensor<4>> {
+pub fn reconstruction_logits(
+    model: &Autoencoder,
+    windows: &[Roll],
+    device: &Device,
+) -> Vec<Tensor<4>> {
     windows
         .chunks(32)
         .map(|chunk| {
@@ -89,14 +93,24 @@ fn reconstruction_logits(model: &Autoencoder, windows: &[Roll], device: &Device)
 /// Onset and frame F1 of logits (as [`reconstruction_logits`] gives them) decoded with
 /// `thresholds`, against `windows`.
 fn f1_of(logits: &[Tensor<4>], windows: &[Roll], thresholds: [f32; 2]) -> (f64, f64) {
+    rolls_f1(&decode_all(logits, thresholds), windows)
+}
+
+/// Each logits chunk decoded and repaired, in order.
+pub fn decode_all(logits: &[Tensor<4>], thresholds: [f32; 2]) -> Vec<(Roll, Validity)> {
+    logits
+        .iter()
+        .flat_map(|l| logits_to_rolls(l.clone(), thresholds))
+        .collect()
+}
+
+/// Onset and frame F1 of decoded rolls against the `windows` they should be.
+pub fn rolls_f1(decoded: &[(Roll, Validity)], windows: &[Roll]) -> (f64, f64) {
     let mut onset = Counts::default();
     let mut frame = Counts::default();
-    for (chunk_logits, chunk) in logits.iter().zip(windows.chunks(32)) {
-        let rolls = logits_to_rolls(chunk_logits.clone(), thresholds);
-        for ((got, _), want) in rolls.iter().zip(chunk) {
-            onset.add(got.onset_plane(), want.onset_plane());
-            frame.add(got.sustain_plane(), want.sustain_plane());
-        }
+    for ((got, _), want) in decoded.iter().zip(windows) {
+        onset.add(got.onset_plane(), want.onset_plane());
+        frame.add(got.sustain_plane(), want.sustain_plane());
     }
     (onset.f1(), frame.f1())
 }
@@ -117,8 +131,7 @@ pub fn reconstruction_f1(
 }
 
 /// Round trips of `windows` with Gaussian noise of `relative` times the latents' own standard
-/// deviation added before decoding: onset F1, frame F1 and the share of decoded notes that had
-/// no onset. A denoiser never lands exactly on an encoder's latent, so this says how much its
+/// deviation added before decoding: onset F1, frame F1 and the decoded rolls. A denoiser never lands exactly on an encoder's latent, so this says how much its
 /// small errors cost in the roll (a latent space whose onsets break under slight noise makes
 /// every generated roll lose them).
 pub fn noisy_reconstruction(
@@ -128,31 +141,21 @@ pub fn noisy_reconstruction(
     thresholds: [f32; 2],
     relative: f32,
     seed: u64,
-) -> (f64, f64, f64) {
+) -> (f64, f64, Vec<(Roll, Validity)>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let logits: Vec<Tensor<4>> = windows
         .chunks(32)
         .map(|chunk| {
             let refs: Vec<&Roll> = chunk.iter().collect();
             let z = model.encode(rolls_to_tensor(&refs, device));
-            let shape = z.dims();
-            let std = f64::from(z.clone().var(0).mean().sqrt().into_scalar::<f32>()) as f32;
-            let noise: Vec<f32> = (0..shape.iter().product::<usize>())
-                .map(|_| rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng))
-                .collect();
-            let noise = Tensor::<4>::from_data(TensorData::new(noise, shape), device);
+            let std = z.clone().var(0).mean().sqrt().into_scalar::<f32>();
+            let noise = normal(&mut rng, z.dims(), device);
             model.decode_logits(z + noise.mul_scalar(relative * std))
         })
         .collect();
-    let (onset, frame) = f1_of(&logits, windows, thresholds);
-    let (mut orphans, mut notes) = (0, 0);
-    for l in &logits {
-        for (roll, fixed) in logits_to_rolls(l.clone(), thresholds) {
-            orphans += fixed.orphan_notes;
-            notes += roll.note_count();
-        }
-    }
-    (onset, frame, orphans as f64 / notes.max(1) as f64)
+    let decoded = decode_all(&logits, thresholds);
+    let (onset, frame) = rolls_f1(&decoded, windows);
+    (onset, frame, decoded)
 }
 
 /// The decoding thresholds with the best held-out F1, and that F1 (onset, frame): the

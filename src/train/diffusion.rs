@@ -11,7 +11,6 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 use super::checkpoint::{self, TrainState};
 use super::dataset::WindowSet;
@@ -19,7 +18,7 @@ use super::ema;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
     AUTOENCODER_FILE, Autoencoder, ModelCard, Schedule, UNET_FILE, UNet, UNetConfig, load_weights,
-    load_weights_bytes, rolls_to_tensor, save_weights, weights_to_bytes,
+    load_weights_bytes, normal, rolls_to_tensor, save_weights, weights_to_bytes,
 };
 use crate::roll::{Roll, Style};
 
@@ -118,12 +117,6 @@ pub fn noise_batch(z0: Tensor<4>, schedule: &Schedule, rng: &mut ChaCha8Rng) -> 
         v,
         t: steps.iter().map(|&x| x as f32).collect(),
     }
-}
-
-fn normal(rng: &mut ChaCha8Rng, shape: [usize; 4], device: &Device) -> Tensor<4> {
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
-    Tensor::from_data(TensorData::new(v, shape), device)
 }
 
 pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, TrainError> {
