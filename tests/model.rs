@@ -222,6 +222,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
         style: None,
         guidance: 2.0,
         tempo_bpm: 100.0,
+        restart: None,
     };
     let mut seen_steps = Vec::new();
     let mut on_step = |e: diffroll::model::StepEvent<'_>| {
@@ -252,6 +253,34 @@ fn train_resume_generate_is_exact_and_deterministic() {
     };
     let c = pipeline.generate(&ddim, None, None).unwrap();
     assert!(c.rolls.iter().all(|r| r.style == Some(Style::Folk)));
+
+    // Restart rounds run after the main pass: their steps are reported too (the app's
+    // progress bar counts them), the result is reproducible and differs from the plain pass.
+    let restarted = GenerateRequest {
+        restart: Some(diffroll::model::Restart {
+            t: 100,
+            steps: 2,
+            rounds: 3,
+        }),
+        ..request.clone()
+    };
+    let mut totals = Vec::new();
+    let mut on_step = |e: diffroll::model::StepEvent<'_>| totals.push((e.step, e.total));
+    let r1 = pipeline
+        .generate(&restarted, None, Some(&mut on_step))
+        .unwrap();
+    assert_eq!(totals, (0..10).map(|s| (s, 10)).collect::<Vec<_>>());
+    let r2 = pipeline.generate(&restarted, None, None).unwrap();
+    assert_eq!(bytes(&r1), bytes(&r2));
+    let latents = |g: &diffroll::model::Generated| -> Vec<f32> {
+        g.latents
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    assert_ne!(latents(&r1), latents(&a));
 
     // `eval --model` generates per style and scores each style against its own real music.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffroll"))
@@ -466,6 +495,12 @@ fn wgpu_and_cpu_give_the_same_notes() {
         style: Some(Style::Chorale),
         guidance: 1.5,
         tempo_bpm: 90.0,
+        // The restart's fresh noise comes from the same seeded generator on both devices.
+        restart: Some(diffroll::model::Restart {
+            t: 100,
+            steps: 2,
+            rounds: 1,
+        }),
     };
     let cpu = Pipeline::load(&model, &Device::flex()).unwrap();
     let gpu_device = diffroll::device::choose(diffroll::device::DeviceRequest::Gpu)

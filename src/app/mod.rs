@@ -21,11 +21,20 @@ use crate::audio::{InstrumentSpec, Sequence};
 use crate::device::DeviceRequest;
 use crate::fsutil::atomic_write;
 use crate::model::catalog::{self, ModelEntry};
-use crate::model::{GenerateRequest, SamplerKind};
+use crate::model::{GenerateRequest, Restart, SamplerKind};
 use crate::roll::{DEFAULT_TEMPO_BPM, Roll, STEPS_PER_BEAT, Style};
 use playback::{Output, Playback, Status};
 use roll_view::{RollImage, RollView};
 use worker::{Command, Event, Worker};
+
+/// Restart settings for a model that recommends none: the slider starts at 0 rounds and, when
+/// moved, restarts from step 100 with 6 steps a round (fewer steps a round thin the music out:
+/// see the sampler's tests).
+pub const NO_RESTART: Restart = Restart {
+    t: 100,
+    steps: 6,
+    rounds: 0,
+};
 
 /// Key of the settings in eframe's storage.
 const SETTINGS_KEY: &str = "diffroll.settings";
@@ -42,6 +51,8 @@ pub struct Settings {
     pub sampler: SamplerKind,
     pub steps: usize,
     pub guidance: f32,
+    /// Restart passes after the main one (rounds 0: none).
+    pub restart: Restart,
     pub seed: u64,
     /// Keep the seed between takes (otherwise each Generate draws a new one).
     pub lock_seed: bool,
@@ -64,6 +75,7 @@ impl Default for Settings {
             sampler: SamplerKind::DpmSolverPP,
             steps: 25,
             guidance: 1.0,
+            restart: NO_RESTART,
             seed: 1,
             lock_seed: false,
             tempo: None,
@@ -367,6 +379,7 @@ impl DiffrollApp {
             style: self.settings.style,
             guidance: self.settings.guidance,
             tempo_bpm: self.tempo_for(self.settings.style),
+            restart: Some(self.settings.restart).filter(|r| r.rounds > 0),
         };
         self.previews_seen = 0;
         self.progress = Some(Progress {
@@ -536,6 +549,7 @@ impl DiffrollApp {
                     self.settings.sampler = defaults.sampler;
                     self.settings.steps = defaults.steps;
                     self.settings.guidance = defaults.guidance;
+                    self.settings.restart = defaults.restart.unwrap_or(NO_RESTART);
                     self.settings.style = defaults.style;
                     self.settings.defaults_from = Some(dir.clone());
                 }

@@ -242,6 +242,11 @@ fn generation_section(app: &mut DiffrollApp, ui: &mut Ui) {
                 .text("Guidance"),
         )
         .on_hover_text("How strongly to follow the style (1 = off, and twice as fast)");
+        ui.add(egui::Slider::new(&mut s.restart.rounds, 0..=16).text("Clean-up"))
+            .on_hover_text(
+                "Restart rounds after the main pass: each re-noises the piece slightly and \
+                 denoises it again, which mends broken and unstarted notes (more time)",
+            );
         ui.horizontal(|ui| {
             let label = ui.label("Seed");
             ui.add(egui::DragValue::new(&mut s.seed).range(0..=u32::MAX))

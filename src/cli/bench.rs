@@ -113,6 +113,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         style: None,
         guidance: card.defaults.guidance,
         tempo_bpm: 120.0,
+        restart: card.defaults.restart,
     };
     let e2e_ms = median_ms(args.reps.div_ceil(4), &device, || {
         let _ = pipeline.generate(&request, None, None);

@@ -39,7 +39,8 @@ pub struct EvalArgs {
     pub seed: u64,
     #[arg(long)]
     pub json: bool,
-    /// With --model: also store the figures (as --json prints them) in the model's card.
+    /// With --model: also store the figures (as --json prints them) in the model's card, with
+    /// the sampler settings and thresholds they were measured with as the model's defaults.
     #[arg(long, requires = "model")]
     pub save_to_card: bool,
     /// With --autoencoder: also decode with Gaussian noise of these sizes (times the latents'
@@ -61,6 +62,10 @@ pub struct EvalArgs {
     /// With --model: guidance scale instead of the card's default (for tuning it).
     #[arg(long, requires = "model")]
     pub guidance: Option<f32>,
+    /// With --model: restart rounds T,STEPS,ROUNDS (e.g. 100,6,4) or "none", instead of the
+    /// card's default.
+    #[arg(long, requires = "model")]
+    pub restart: Option<super::RestartArg>,
     /// With --model: onset,sustain decoding thresholds (logits) instead of the card's.
     #[arg(long, requires = "model", value_delimiter = ',')]
     pub thresholds: Option<Vec<f32>>,
@@ -173,6 +178,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let train = windows(&args.train, args.count, args.style)?;
     let mut orphans = None;
     let mut inpainting = None;
+    let mut measured_with = None;
     let (label, samples) = match (&args.model, &args.samples) {
         (Some(dir), _) => {
             let chosen = args.device.choose()?;
@@ -185,12 +191,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             if let Some(g) = args.guidance {
                 pipeline.card.defaults.guidance = g;
             }
+            if let Some(restart) = args.restart {
+                pipeline.card.defaults.restart = restart.0;
+            }
             if let Some(sampler) = args.sampler {
                 pipeline.card.defaults.sampler = sampler;
             }
             if let Some(steps) = args.steps {
                 pipeline.card.defaults.steps = steps;
             }
+            measured_with = Some((pipeline.card.defaults.clone(), pipeline.card.thresholds));
             inpainting = Some(inpaint_score(&pipeline, &real, &train, args.seed)?);
             let styles: Vec<Style> = match args.style {
                 Some(s) => vec![s],
@@ -210,6 +220,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     style: Some(learned.unwrap_or(style)),
                     guidance: pipeline.card.defaults.guidance,
                     tempo_bpm: style.default_tempo(),
+                    restart: pipeline.card.defaults.restart,
                 };
                 let generated = pipeline.generate(&request, None, None)?;
                 repaired.extend(generated.repaired);
@@ -292,12 +303,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "inpainting": inpainting,
             "features": FEATURES,
             "statistics": STATISTICS,
+            "settings": measured_with.as_ref().map(|(defaults, thresholds)| serde_json::json!({
+                "defaults": defaults, "thresholds": thresholds,
+            })),
     });
     if args.save_to_card
         && let Some(dir) = &args.model
     {
         let mut card = crate::model::ModelCard::load(dir)?;
         card.eval = json.clone();
+        if let Some((defaults, thresholds)) = measured_with {
+            card.defaults = defaults;
+            card.thresholds = thresholds;
+        }
         card.save(dir)?;
         eprintln!(
             "figures saved in {}",
@@ -375,6 +393,7 @@ fn inpaint_score(
             style: roll.style,
             guidance: defaults.guidance,
             tempo_bpm: roll.tempo_bpm,
+            restart: defaults.restart,
         };
         let generated = pipeline.inpaint(&request, roll, &keep, None, None)?;
         filled.extend(generated.rolls.iter().map(|r| r.window(from, len)));

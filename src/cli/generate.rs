@@ -34,6 +34,11 @@ pub struct GenerateArgs {
     /// Classifier-free guidance scale (1 = off; default: the model's recommendation).
     #[arg(long)]
     pub guidance: Option<f32>,
+    /// Restart rounds after the main pass: T,STEPS,ROUNDS (e.g. 100,6,4), or "none" (default:
+    /// the model's recommendation). Fewer notes without an onset, more time; fewer than 6 steps
+    /// a round thin the music out.
+    #[arg(long)]
+    pub restart: Option<super::RestartArg>,
     /// Tempo in BPM written to the files (default: typical for the style).
     #[arg(long)]
     pub tempo: Option<f32>,
@@ -66,6 +71,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         style: args.style.or(defaults.style),
         guidance: args.guidance.unwrap_or(defaults.guidance),
         tempo_bpm: args.tempo.unwrap_or(0.0),
+        restart: args.restart.map_or(defaults.restart, |r| r.0),
     };
     let started = Instant::now();
     let generated = pipeline.generate(&request, None, None)?;

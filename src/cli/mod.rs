@@ -118,3 +118,19 @@ impl DeviceArgs {
         Ok(chosen)
     }
 }
+
+/// `--restart T,STEPS,ROUNDS`, or `--restart none` to turn off a model's recommended restarts.
+#[derive(Debug, Clone, Copy)]
+pub struct RestartArg(pub Option<crate::model::Restart>);
+
+impl std::str::FromStr for RestartArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("none") || s == "0" {
+            Ok(RestartArg(None))
+        } else {
+            s.parse().map(|r| RestartArg(Some(r)))
+        }
+    }
+}

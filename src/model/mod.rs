@@ -14,7 +14,7 @@ mod unet;
 
 pub use autoencoder::{Autoencoder, AutoencoderConfig};
 pub use pipeline::{GenerateRequest, Generated, Pipeline, StepEvent, normal};
-pub use sampler::{Cancelled, SamplerKind};
+pub use sampler::{Cancelled, Restart, SamplerKind};
 pub use schedule::Schedule;
 pub use store::{
     AUTOENCODER_FILE, CARD_FILE, Defaults, ModelCard, ModelError, UNET_FILE, load_weights,

@@ -9,7 +9,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::sampler::{self, SampleOptions, SamplerKind};
+use super::sampler::{self, Restart, SampleOptions, SamplerKind};
 use super::store::{AUTOENCODER_FILE, ModelCard, ModelError, UNET_FILE, load_weights};
 use super::{Autoencoder, Schedule, UNet, logits_to_rolls};
 use crate::roll::{PITCHES, Roll, Style, Validity, WINDOW_STEPS};
@@ -26,6 +26,8 @@ pub struct GenerateRequest {
     /// Classifier-free guidance scale; 1 uses the conditional model alone (half the cost).
     pub guidance: f32,
     pub tempo_bpm: f32,
+    /// Restart rounds after the main pass (see [`Restart`]); `None`: the main pass alone.
+    pub restart: Option<Restart>,
 }
 
 /// One step of a generation in progress.
@@ -305,6 +307,7 @@ impl Pipeline {
                 cancel,
                 noise: &mut noise,
                 known,
+                restart: request.restart,
             },
             &mut report,
         )

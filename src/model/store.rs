@@ -60,6 +60,9 @@ pub struct Defaults {
     /// one its owner's music was learned under. `None` draws styles as in the training data.
     #[serde(default)]
     pub style: Option<Style>,
+    /// Restart rounds the model's quality figures were measured with (older cards: none).
+    #[serde(default)]
+    pub restart: Option<crate::model::Restart>,
 }
 
 impl Default for Defaults {
@@ -69,6 +72,7 @@ impl Default for Defaults {
             steps: 25,
             guidance: 1.0,
             style: None,
+            restart: None,
         }
     }
 }
