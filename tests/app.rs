@@ -94,15 +94,24 @@ impl Dialogs for SaveTo {
 }
 
 fn harness(model: &Path, export: &Path, steps: usize) -> Harness<'static, Option<DiffrollApp>> {
+    harness_with(model, export, |s| s.steps = steps)
+}
+
+/// [`harness`] with settings of the test's own (`change` edits the defaults).
+fn harness_with(
+    model: &Path,
+    export: &Path,
+    change: impl FnOnce(&mut Settings),
+) -> Harness<'static, Option<DiffrollApp>> {
     data_dir();
-    let settings = Settings {
+    let mut settings = Settings {
         model: Some(model.to_path_buf()),
         device: DeviceRequest::Cpu,
-        steps,
-        // The model's recommended settings count as applied, so `steps` stays.
+        // The model's recommended settings count as applied, so the test's stay.
         defaults_from: Some(model.to_path_buf()),
         ..Settings::default()
     };
+    change(&mut settings);
     let dialogs: Arc<dyn Dialogs> = Arc::new(SaveTo(export.to_path_buf()));
     Harness::builder()
         .with_size([1100.0, 700.0])
@@ -198,6 +207,34 @@ fn generate_shows_steps_then_a_roll_and_export_writes_the_same_notes() {
         })
         .count();
     assert_eq!(note_ons, roll.note_count());
+}
+
+#[test]
+fn clean_up_rounds_run_after_the_main_pass_and_are_shown_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny_model(&model);
+    let mut h = harness_with(&model, &tmp.path().join("take.mid"), |s| {
+        s.steps = 6;
+        s.restart = diffroll::model::Restart {
+            t: 100,
+            steps: 3,
+            rounds: 2,
+        };
+    });
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    h.get_by_label("Generate").click();
+    step_until(&mut h, "generation finished", |a| {
+        !a.is_generating() && !a.history.is_empty()
+    });
+    assert_eq!(
+        app(&h).previews_seen,
+        6 + 2 * 3,
+        "main pass, then two rounds of 3"
+    );
+    assert!(app(&h).selected_roll().is_some());
 }
 
 #[test]
