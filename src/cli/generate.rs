@@ -111,8 +111,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             roll.note_count()
         );
     }
+    let restart = request
+        .restart
+        .map_or(String::new(), |r| format!(", restart {r}"));
     eprintln!(
-        "{} piece(s), seed {seed}, {} {} steps, guidance {}, in {:.2} s",
+        "{} piece(s), seed {seed}, {} {} steps{restart}, guidance {}, in {:.2} s",
         args.count, request.sampler, request.steps, request.guidance, secs
     );
     Ok(())
