@@ -66,6 +66,10 @@ pub struct EvalArgs {
     /// card's default.
     #[arg(long, requires = "model")]
     pub restart: Option<super::RestartArg>,
+    /// With --model: clear onset-less sustain runs of at most N steps instead of repairing them
+    /// (the card's `drop_blips` otherwise; 0: repair all).
+    #[arg(long, requires = "model")]
+    pub drop_blips: Option<usize>,
     /// With --model: onset,sustain decoding thresholds (logits) instead of the card's.
     #[arg(long, requires = "model", value_delimiter = ',')]
     pub thresholds: Option<Vec<f32>>,
@@ -200,7 +204,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             if let Some(steps) = args.steps {
                 pipeline.card.defaults.steps = steps;
             }
-            measured_with = Some((pipeline.card.defaults.clone(), pipeline.card.thresholds));
+            if let Some(n) = args.drop_blips {
+                pipeline.card.drop_blips = n;
+            }
+            measured_with = Some((
+                pipeline.card.defaults.clone(),
+                pipeline.card.thresholds,
+                pipeline.card.drop_blips,
+            ));
             inpainting = Some(inpaint_score(&pipeline, &real, &train, args.seed)?);
             let styles: Vec<Style> = match args.style {
                 Some(s) => vec![s],
@@ -303,18 +314,21 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "inpainting": inpainting,
             "features": FEATURES,
             "statistics": STATISTICS,
-            "settings": measured_with.as_ref().map(|(defaults, thresholds)| serde_json::json!({
-                "defaults": defaults, "thresholds": thresholds,
-            })),
+            "settings": measured_with.as_ref().map(|(defaults, thresholds, drop_blips)| {
+                serde_json::json!({
+                    "defaults": defaults, "thresholds": thresholds, "drop_blips": drop_blips,
+                })
+            }),
     });
     if args.save_to_card
         && let Some(dir) = &args.model
     {
         let mut card = crate::model::ModelCard::load(dir)?;
         card.eval = json.clone();
-        if let Some((defaults, thresholds)) = measured_with {
+        if let Some((defaults, thresholds, drop_blips)) = measured_with {
             card.defaults = defaults;
             card.thresholds = thresholds;
+            card.drop_blips = drop_blips;
         }
         card.save(dir)?;
         eprintln!(
@@ -493,7 +507,8 @@ impl OrphanRates {
         let (mut orphans, mut notes, mut with_any, mut rolls) = (0, 0, 0, 0);
         for (roll, fixed) in decoded {
             orphans += fixed.orphan_notes;
-            notes += roll.note_count();
+            // Per run the decoder drew: the cleared blips were runs too.
+            notes += roll.note_count() + fixed.dropped_blips;
             with_any += usize::from(fixed.orphan_notes > 0);
             rolls += 1;
         }

@@ -97,13 +97,13 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             atomic_write(&png, &render::draw(&roll, &bars).to_png())
                 .with_context(|| png.display().to_string())?;
         }
-        let repaired = if fixed.orphan_notes > 0 {
-            format!(
-                ", {} decoded without an onset (given one)",
-                fixed.orphan_notes
-            )
-        } else {
-            String::new()
+        let given = fixed.orphan_notes.saturating_sub(fixed.dropped_blips);
+        let repaired = match (given, fixed.dropped_blips) {
+            (0, 0) => String::new(),
+            (given, 0) => format!(", {given} decoded without an onset (given one)"),
+            (given, dropped) => format!(
+                ", {given} decoded without an onset (given one), {dropped} onset-less blips dropped"
+            ),
         };
         println!(
             "{}: {} notes, {style}{repaired}",

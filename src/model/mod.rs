@@ -40,9 +40,14 @@ pub fn rolls_to_tensor(rolls: &[&Roll], device: &Device) -> Tensor<4> {
 }
 
 /// Decoder logits [B, 2, 128, 128] to rolls: an onset or sustain cell is set where its logit
-/// exceeds that plane's threshold (0 = probability ½), then the roll is repaired; each roll
-/// comes with what repair fixed.
-pub fn logits_to_rolls(logits: Tensor<4>, thresholds: [f32; 2]) -> Vec<(Roll, Validity)> {
+/// exceeds that plane's threshold (0 = probability ½), onset-less runs of at most `drop_blips`
+/// steps are cleared, then the roll is repaired; each roll comes with what the decoder got
+/// wrong (counted before any of it was mended).
+pub fn logits_to_rolls(
+    logits: Tensor<4>,
+    thresholds: [f32; 2],
+    drop_blips: usize,
+) -> Vec<(Roll, Validity)> {
     let [b, _, p, t] = logits.dims();
     let values: Vec<f32> = logits
         .into_data()
@@ -60,7 +65,13 @@ pub fn logits_to_rolls(logits: Tensor<4>, thresholds: [f32; 2]) -> Vec<(Roll, Va
                 .map(|(j, &v)| v - thresholds[usize::from(j >= p * t)])
                 .collect();
             let mut roll = Roll::from_planes(&shifted, t, 0.0);
-            let fixed = roll.repair();
+            let found = roll.validity();
+            let dropped_blips = roll.drop_orphan_blips(drop_blips);
+            roll.repair();
+            let fixed = Validity {
+                dropped_blips,
+                ..found
+            };
             (roll, fixed)
         })
         .collect()

@@ -120,7 +120,11 @@ impl Pipeline {
     /// Decodes scaled latents into repaired rolls.
     pub fn decode(&self, z: Tensor<4>) -> Vec<(Roll, Validity)> {
         let z = z.div_scalar(self.card.latent_scale);
-        logits_to_rolls(self.autoencoder.decode_logits(z), self.card.thresholds)
+        logits_to_rolls(
+            self.autoencoder.decode_logits(z),
+            self.card.thresholds,
+            self.card.drop_blips,
+        )
     }
 
     /// Picks each sample's style: the requested one, or drawn by the training proportions.

@@ -93,6 +93,10 @@ pub struct ModelCard {
     /// for the best F1 (0 is probability ½).
     #[serde(default)]
     pub thresholds: [f32; 2],
+    /// Decoding clears sustain runs of at most this many steps that have no onset (0: none):
+    /// see [`crate::roll::Roll::drop_orphan_blips`].
+    #[serde(default)]
+    pub drop_blips: usize,
     /// Style names in label order.
     pub styles: Vec<String>,
     /// Share of training windows per style: how styles are drawn when none is asked for.
@@ -116,6 +120,7 @@ impl ModelCard {
             unet: None,
             latent_scale: 1.0,
             thresholds: [0.0, 0.0],
+            drop_blips: 0,
             styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),
             style_weights: vec![1.0 / Style::ALL.len() as f32; Style::ALL.len()],
             defaults: Defaults::default(),

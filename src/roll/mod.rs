@@ -74,6 +74,9 @@ pub struct Validity {
     pub orphan_notes: usize,
     /// Onset cells with no sustain: a note of zero length.
     pub bare_onsets: usize,
+    /// Of the orphan runs, those short enough and without any onset that decoding cleared them
+    /// as noise instead of repairing them into notes ([`Roll::drop_orphan_blips`]).
+    pub dropped_blips: usize,
 }
 
 impl Validity {
@@ -235,6 +238,34 @@ impl Roll {
         v
     }
 
+    /// Clears sustain runs of at most `max_len` steps that hold no onset at all, and says how
+    /// many. A decoder's one-step flicker of sound with no onset anywhere is noise; repairing
+    /// it would add a sixteenth note nobody wrote.
+    pub fn drop_orphan_blips(&mut self, max_len: usize) -> usize {
+        let mut dropped = 0;
+        for pitch in 0..PITCHES {
+            let row = pitch * self.steps;
+            let mut t = 0;
+            while t < self.steps {
+                if !self.sustain[row + t] {
+                    t += 1;
+                    continue;
+                }
+                let start = t;
+                let mut any_onset = false;
+                while t < self.steps && self.sustain[row + t] {
+                    any_onset |= self.onset[row + t];
+                    t += 1;
+                }
+                if !any_onset && t - start <= max_len {
+                    self.sustain[row + start..row + t].fill(false);
+                    dropped += 1;
+                }
+            }
+        }
+        dropped
+    }
+
     /// Makes the roll valid and says what it fixed. A sustain run with no onset gets one at its
     /// first step (a decoder that misses an onset has usually still drawn the note), and a bare
     /// onset gets the one step of sustain it implies.
@@ -378,6 +409,30 @@ mod tests {
     }
 
     #[test]
+    fn only_short_runs_without_any_onset_are_dropped_as_blips() {
+        // Pitch 60: a one-step blip (t 1), a two-step orphan run (t 4-5), a note (t 8-10) and
+        // an orphan run with an onset inside it (t 12-13). Pitch 62: a blip at the last step.
+        let planes = || {
+            let mut roll = Roll::new(16);
+            for t in [1, 4, 5, 8, 9, 10, 12, 13] {
+                roll.set(60, t, t == 8 || t == 13, true);
+            }
+            roll.set(62, 15, false, true);
+            roll
+        };
+        let mut roll = planes();
+        assert_eq!(roll.validity().orphan_notes, 4);
+        assert_eq!(roll.drop_orphan_blips(1), 2);
+        roll.repair();
+        assert_eq!(
+            roll.notes(),
+            vec![n(60, 4, 6), n(60, 8, 11), n(60, 12, 13), n(60, 13, 14)]
+        );
+        assert_eq!(planes().drop_orphan_blips(2), 3);
+        assert_eq!(planes().drop_orphan_blips(0), 0);
+    }
+
+    #[test]
     fn repeated_pitch_is_two_notes() {
         let roll = Roll::from_notes(&[n(60, 0, 2), n(60, 2, 4)], 8);
         assert_eq!(roll.notes(), vec![n(60, 0, 2), n(60, 2, 4)]);
@@ -408,7 +463,8 @@ mod tests {
             Validity {
                 orphan_sustain: 3,
                 orphan_notes: 1,
-                bare_onsets: 1
+                bare_onsets: 1,
+                dropped_blips: 0,
             }
         );
         assert_eq!(roll.repair(), v);

@@ -100,7 +100,7 @@ fn f1_of(logits: &[Tensor<4>], windows: &[Roll], thresholds: [f32; 2]) -> (f64, 
 pub fn decode_all(logits: &[Tensor<4>], thresholds: [f32; 2]) -> Vec<(Roll, Validity)> {
     logits
         .iter()
-        .flat_map(|l| logits_to_rolls(l.clone(), thresholds))
+        .flat_map(|l| logits_to_rolls(l.clone(), thresholds, 0))
         .collect()
 }
 
