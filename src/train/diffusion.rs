@@ -299,6 +299,15 @@ fn write_model(
         .file_name()
         .map_or("model".into(), |n| n.to_string_lossy().into_owned());
     let mut card = ae_card.clone();
+    // A resumed run keeps the sampling and decoding settings an eval chose for this model
+    // (`eval --save-to-card`); its figures belong to the old weights and go.
+    if run.resume
+        && let Ok(previous) = ModelCard::load(run.out)
+    {
+        card.defaults = previous.defaults;
+        card.thresholds = previous.thresholds;
+        card.drop_blips = previous.drop_blips;
+    }
     card.name = name;
     card.unet = Some(unet_config.clone());
     card.latent_scale = state.latent_scale.unwrap_or(1.0);
