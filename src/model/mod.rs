@@ -65,13 +65,7 @@ pub fn logits_to_rolls(
                 .map(|(j, &v)| v - thresholds[usize::from(j >= p * t)])
                 .collect();
             let mut roll = Roll::from_planes(&shifted, t, 0.0);
-            let found = roll.validity();
-            let dropped_blips = roll.drop_orphan_blips(drop_blips);
-            roll.repair();
-            let fixed = Validity {
-                dropped_blips,
-                ..found
-            };
+            let fixed = roll.repair_dropping_blips(drop_blips);
             (roll, fixed)
         })
         .collect()

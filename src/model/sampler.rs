@@ -126,13 +126,6 @@ impl FromStr for Restart {
     }
 }
 
-impl Restart {
-    /// Denoiser evaluations the restarts add to a generation.
-    pub fn evaluations(&self, schedule: &Schedule) -> usize {
-        self.rounds * schedule.sampling_steps_from(self.t, self.steps).len()
-    }
-}
-
 /// Denoises `x` (pure noise at the noisiest timestep) into a clean sample, then runs the
 /// restart rounds, if any.
 pub fn sample(
@@ -332,7 +325,9 @@ mod tests {
         };
         let mut seen = 0;
         let expected_steps = model.schedule.sampling_steps(steps).len()
-            + restart.map_or(0, |r| r.evaluations(&model.schedule));
+            + restart.map_or(0, |r| {
+                r.rounds * model.schedule.sampling_steps_from(r.t, r.steps).len()
+            });
         let out = sample(
             &model.schedule,
             &model,

@@ -94,7 +94,7 @@ pub struct ModelCard {
     #[serde(default)]
     pub thresholds: [f32; 2],
     /// Decoding clears sustain runs of at most this many steps that have no onset (0: none):
-    /// see [`crate::roll::Roll::drop_orphan_blips`].
+    /// see [`crate::roll::Roll::repair_dropping_blips`].
     #[serde(default)]
     pub drop_blips: usize,
     /// Style names in label order.

@@ -75,7 +75,7 @@ pub struct Validity {
     /// Onset cells with no sustain: a note of zero length.
     pub bare_onsets: usize,
     /// Of the orphan runs, those short enough and without any onset that decoding cleared them
-    /// as noise instead of repairing them into notes ([`Roll::drop_orphan_blips`]).
+    /// as noise instead of repairing them into notes ([`Roll::repair_dropping_blips`]).
     pub dropped_blips: usize,
 }
 
@@ -241,8 +241,11 @@ impl Roll {
     /// Clears sustain runs of at most `max_len` steps that hold no onset at all, and says how
     /// many. A decoder's one-step flicker of sound with no onset anywhere is noise; repairing
     /// it would add a sixteenth note nobody wrote.
-    pub fn drop_orphan_blips(&mut self, max_len: usize) -> usize {
+    fn drop_orphan_blips(&mut self, max_len: usize) -> usize {
         let mut dropped = 0;
+        if max_len == 0 {
+            return dropped;
+        }
         for pitch in 0..PITCHES {
             let row = pitch * self.steps;
             let mut t = 0;
@@ -270,7 +273,15 @@ impl Roll {
     /// first step (a decoder that misses an onset has usually still drawn the note), and a bare
     /// onset gets the one step of sustain it implies.
     pub fn repair(&mut self) -> Validity {
+        self.repair_dropping_blips(0)
+    }
+
+    /// [`Roll::repair`], except that sustain runs of at most `max_blip` steps with no onset
+    /// anywhere are cleared instead of given one (counted in `dropped_blips`); what was wrong
+    /// is counted before any of it is mended.
+    pub fn repair_dropping_blips(&mut self, max_blip: usize) -> Validity {
         let found = self.validity();
+        let dropped_blips = self.drop_orphan_blips(max_blip);
         for pitch in 0..PITCHES {
             let row = pitch * self.steps;
             let mut prev_sustain = false;
@@ -285,7 +296,10 @@ impl Roll {
                 prev_sustain = self.sustain[i];
             }
         }
-        found
+        Validity {
+            dropped_blips,
+            ..found
+        }
     }
 
     /// The steps `start..start + len` as a new roll (zero-padded past the end), same metadata.
@@ -421,9 +435,8 @@ mod tests {
             roll
         };
         let mut roll = planes();
-        assert_eq!(roll.validity().orphan_notes, 4);
-        assert_eq!(roll.drop_orphan_blips(1), 2);
-        roll.repair();
+        let fixed = roll.repair_dropping_blips(1);
+        assert_eq!((fixed.orphan_notes, fixed.dropped_blips), (4, 2));
         assert_eq!(
             roll.notes(),
             vec![n(60, 4, 6), n(60, 8, 11), n(60, 12, 13), n(60, 13, 14)]

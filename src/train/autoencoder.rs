@@ -131,9 +131,9 @@ pub fn reconstruction_f1(
 }
 
 /// Round trips of `windows` with Gaussian noise of `relative` times the latents' own standard
-/// deviation added before decoding: onset F1, frame F1 and the decoded rolls. A denoiser never lands exactly on an encoder's latent, so this says how much its
-/// small errors cost in the roll (a latent space whose onsets break under slight noise makes
-/// every generated roll lose them).
+/// deviation added before decoding: onset F1, frame F1 and the decoded rolls. A denoiser never
+/// lands exactly on an encoder's latent, so this says how much its small errors cost in the roll
+/// (a latent space whose onsets break under slight noise makes every generated roll lose them).
 pub fn noisy_reconstruction(
     model: &Autoencoder,
     windows: &[Roll],
