@@ -294,7 +294,17 @@ fn train_resume_generate_is_exact_and_deterministic() {
     // `eval --model` generates per style and scores each style against its own real music.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffroll"))
         .args([
-            "eval", "--device", "cpu", "--json", "--count", "3", "--model",
+            "eval",
+            "--device",
+            "cpu",
+            "--json",
+            "--count",
+            "3",
+            "--join-gap",
+            "2",
+            "--trim-early",
+            "true",
+            "--model",
         ])
         .arg(&straight)
         .arg("--data")
@@ -311,9 +321,15 @@ fn train_resume_generate_is_exact_and_deterministic() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["model"]["samples"], 12);
     assert!(!report["per_style"].as_array().unwrap().is_empty());
+    // The figures say which decoding they were measured with.
+    let settings = &report["settings"];
+    assert_eq!(
+        (&settings["join_gap"], &settings["trim_early"]),
+        (&serde_json::json!(2), &serde_json::json!(true))
+    );
     for who in ["autoencoder_on_real", "model"] {
         let rates = &report["orphan_sustain"][who];
-        for per in ["notes", "samples"] {
+        for per in ["notes", "samples", "late_onset", "after_gap", "blips"] {
             let r = rates[per].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&r), "{who} {per}: {r}");
         }
@@ -344,12 +360,16 @@ fn train_resume_generate_is_exact_and_deterministic() {
         .unwrap();
     // The kept latent columns (8 steps each) come back exactly as the encoder made them.
     let clean: Vec<f32> = pipeline
-        .autoencoder()
-        .encode(diffroll::model::rolls_to_tensor(
-            &[&source],
-            &Device::flex(),
-        ))
-        .mul_scalar(pipeline.card.latent_scale)
+        .card
+        .latent_norm()
+        .normalize(
+            pipeline
+                .autoencoder()
+                .encode(diffroll::model::rolls_to_tensor(
+                    &[&source],
+                    &Device::flex(),
+                )),
+        )
         .into_data()
         .try_to_vec()
         .unwrap();

@@ -70,6 +70,14 @@ pub struct EvalArgs {
     /// (the card's `drop_blips` otherwise; 0: repair all).
     #[arg(long, requires = "model")]
     pub drop_blips: Option<usize>,
+    /// With --model: join onset-less sound to the same pitch's note before it across at most N
+    /// silent steps (the card's `join_gap` otherwise; 0: never).
+    #[arg(long, requires = "model")]
+    pub join_gap: Option<usize>,
+    /// With --model: start sound that comes before its onset at the onset (true) or give it a
+    /// note of its own (false); the card's `trim_early` otherwise.
+    #[arg(long, requires = "model")]
+    pub trim_early: Option<bool>,
     /// With --model: onset,sustain decoding thresholds (logits) instead of the card's.
     #[arg(long, requires = "model", value_delimiter = ',')]
     pub thresholds: Option<Vec<f32>>,
@@ -141,8 +149,13 @@ fn autoencoder_f1(args: &EvalArgs, dir: &std::path::Path) -> anyhow::Result<()> 
             })
         })
         .collect();
+    // What diffusion on these latents faces: channels of unequal spread or offset need
+    // per-channel normalisation.
+    let stats = crate::model::LatentNorm::measure(&ae, &real, &chosen.device);
+    let std: Vec<f32> = stats.scale.iter().map(|s| 1.0 / s).collect();
     let report = serde_json::json!({
         "windows": real.len(),
+        "latent_mean": stats.mean, "latent_std": std,
         "thresholds": card.thresholds, "onset_f1": onset, "frame_f1": frame,
         "best_thresholds": best, "best_onset_f1": best_onset, "best_frame_f1": best_frame,
         "with_latent_noise": noisy,
@@ -156,6 +169,14 @@ fn autoencoder_f1(args: &EvalArgs, dir: &std::path::Path) -> anyhow::Result<()> 
             real.len(),
             card.thresholds
         );
+        let fmt = |v: &[f32]| {
+            v.iter()
+                .map(|x| format!("{x:.3}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!("latent channels: mean {}", fmt(&stats.mean));
+        println!("                 std  {}", fmt(&std));
         for n in &noisy {
             println!(
                 "latent noise {:.2}: onset F1 {:.4}, frame F1 {:.4}, notes without an onset {:.4}",
@@ -207,10 +228,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             if let Some(n) = args.drop_blips {
                 pipeline.card.drop_blips = n;
             }
+            if let Some(n) = args.join_gap {
+                pipeline.card.join_gap = n;
+            }
+            if let Some(t) = args.trim_early {
+                pipeline.card.trim_early = t;
+            }
             measured_with = Some((
                 pipeline.card.defaults.clone(),
                 pipeline.card.thresholds,
-                pipeline.card.drop_blips,
+                pipeline.card.mending(),
             ));
             inpainting = Some(inpaint_score(&pipeline, &real, &train, args.seed)?);
             let styles: Vec<Style> = match args.style {
@@ -314,9 +341,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "inpainting": inpainting,
             "features": FEATURES,
             "statistics": STATISTICS,
-            "settings": measured_with.as_ref().map(|(defaults, thresholds, drop_blips)| {
+            "settings": measured_with.as_ref().map(|(defaults, thresholds, mending)| {
                 serde_json::json!({
-                    "defaults": defaults, "thresholds": thresholds, "drop_blips": drop_blips,
+                    "defaults": defaults, "thresholds": thresholds,
+                    "drop_blips": mending.drop_blips, "join_gap": mending.join_gap,
+                    "trim_early": mending.trim_early,
                 })
             }),
     });
@@ -325,10 +354,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     {
         let mut card = crate::model::ModelCard::load(dir)?;
         card.eval = json.clone();
-        if let Some((defaults, thresholds, drop_blips)) = measured_with {
+        if let Some((defaults, thresholds, mending)) = measured_with {
             card.defaults = defaults;
             card.thresholds = thresholds;
-            card.drop_blips = drop_blips;
+            card.set_mending(mending);
         }
         card.save(dir)?;
         eprintln!(
@@ -490,6 +519,16 @@ fn print_table(
             "{:<28} {:>12.3} {:>12.3} {:>12}",
             "samples with an orphan", recon.samples, model.samples, "-"
         );
+        for (what, share) in [
+            (
+                "orphans: onset came late",
+                (recon.late_onset, model.late_onset),
+            ),
+            ("orphans: note broken", (recon.after_gap, model.after_gap)),
+            ("orphans: blips cleared", (recon.blips, model.blips)),
+        ] {
+            println!("{what:<28} {:>12.3} {:>12.3} {:>12}", share.0, share.1, "-");
+        }
     }
 }
 
@@ -499,22 +538,37 @@ fn print_table(
 struct OrphanRates {
     notes: f64,
     samples: f64,
+    /// Of the orphan runs: the share with an onset further in (sound began early), with no
+    /// onset right after a run of the same pitch (a note broken in two), and cleared as blips.
+    late_onset: f64,
+    after_gap: f64,
+    blips: f64,
 }
 
 impl OrphanRates {
     /// From repaired rolls and what their repair fixed.
     fn of<'a>(decoded: impl IntoIterator<Item = (&'a Roll, &'a Validity)>) -> Self {
         let (mut orphans, mut notes, mut with_any, mut rolls) = (0, 0, 0, 0);
+        let (mut late, mut gap, mut blips) = (0, 0, 0);
         for (roll, fixed) in decoded {
             orphans += fixed.orphan_notes;
-            // Per run the decoder drew: the cleared blips were runs too.
-            notes += roll.note_count() + fixed.dropped_blips;
+            late += fixed.late_onsets;
+            gap += fixed.after_gap;
+            blips += fixed.dropped_blips;
+            // Per run the decoder drew: cleared blips and joined runs were runs too, and a
+            // trimmed run was two (its early sound and the note after its onset) before
+            // trimming, as it is when repair gives the early sound a note of its own.
+            notes += roll.note_count() + fixed.dropped_blips + fixed.joined + fixed.trimmed;
             with_any += usize::from(fixed.orphan_notes > 0);
             rolls += 1;
         }
+        let of_orphans = |n: usize| n as f64 / orphans.max(1) as f64;
         OrphanRates {
             notes: orphans as f64 / notes.max(1) as f64,
             samples: with_any as f64 / rolls.max(1) as f64,
+            late_onset: of_orphans(late),
+            after_gap: of_orphans(gap),
+            blips: of_orphans(blips),
         }
     }
 }

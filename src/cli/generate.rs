@@ -97,13 +97,27 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             atomic_write(&png, &render::draw(&roll, &bars).to_png())
                 .with_context(|| png.display().to_string())?;
         }
-        let given = fixed.orphan_notes.saturating_sub(fixed.dropped_blips);
-        let repaired = match (given, fixed.dropped_blips) {
-            (0, 0) => String::new(),
-            (given, 0) => format!(", {given} decoded without an onset (given one)"),
-            (given, dropped) => format!(
-                ", {given} decoded without an onset (given one), {dropped} onset-less blips dropped"
-            ),
+        let given = fixed
+            .orphan_notes
+            .saturating_sub(fixed.dropped_blips + fixed.joined + fixed.trimmed);
+        let parts: Vec<String> = [
+            (fixed.dropped_blips, "blips dropped"),
+            (fixed.joined, "joined to the note before"),
+            (fixed.trimmed, "started at their onset"),
+            (given, "given an onset"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        let repaired = if parts.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} decoded without an onset: {}",
+                fixed.orphan_notes,
+                parts.join(", ")
+            )
         };
         println!(
             "{}: {} notes, {style}{repaired}",

@@ -74,6 +74,9 @@ pub enum Stage {
         autoencoder: PathBuf,
         #[arg(long)]
         base_channels: Option<usize>,
+        /// Normalise each latent channel on its own instead of all by one scale.
+        #[arg(long)]
+        per_channel_latents: bool,
     },
 }
 
@@ -233,12 +236,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             common,
             autoencoder: ae_dir,
             base_channels,
+            per_channel_latents,
         } => {
             let mut unet = UNetConfig::new();
             if let Some(b) = base_channels {
                 unet = unet.with_base_channels(b);
             }
-            let training = with_common!(DiffusionTraining::new(), common);
+            let training = with_common!(DiffusionTraining::new(), common)
+                .with_per_channel_latents(per_channel_latents);
             let outcome = diffusion::train(
                 DiffusionRun {
                     unet,

@@ -5,6 +5,7 @@
 
 mod autoencoder;
 pub mod catalog;
+mod latent;
 mod layers;
 mod pipeline;
 pub mod sampler;
@@ -13,6 +14,7 @@ mod store;
 mod unet;
 
 pub use autoencoder::{Autoencoder, AutoencoderConfig};
+pub use latent::LatentNorm;
 pub use pipeline::{GenerateRequest, Generated, Pipeline, StepEvent, normal};
 pub use sampler::{Cancelled, Restart, SamplerKind};
 pub use schedule::Schedule;
@@ -24,7 +26,7 @@ pub use unet::{UNet, UNetConfig};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::roll::{PITCHES, Roll, Validity, WINDOW_STEPS};
+use crate::roll::{Mending, PITCHES, Roll, Validity, WINDOW_STEPS};
 
 /// Rolls as a batch [B, 2, 128, 128] of 0/1 values (each roll must be one window long).
 pub fn rolls_to_tensor(rolls: &[&Roll], device: &Device) -> Tensor<4> {
@@ -40,13 +42,12 @@ pub fn rolls_to_tensor(rolls: &[&Roll], device: &Device) -> Tensor<4> {
 }
 
 /// Decoder logits [B, 2, 128, 128] to rolls: an onset or sustain cell is set where its logit
-/// exceeds that plane's threshold (0 = probability ½), onset-less runs of at most `drop_blips`
-/// steps are cleared, then the roll is repaired; each roll comes with what the decoder got
-/// wrong (counted before any of it was mended).
+/// exceeds that plane's threshold (0 = probability ½), then the roll is mended as `mending`
+/// says; each roll comes with what the decoder got wrong (counted before any of it was mended).
 pub fn logits_to_rolls(
     logits: Tensor<4>,
     thresholds: [f32; 2],
-    drop_blips: usize,
+    mending: Mending,
 ) -> Vec<(Roll, Validity)> {
     let [b, _, p, t] = logits.dims();
     let values: Vec<f32> = logits
@@ -65,7 +66,7 @@ pub fn logits_to_rolls(
                 .map(|(j, &v)| v - thresholds[usize::from(j >= p * t)])
                 .collect();
             let mut roll = Roll::from_planes(&shifted, t, 0.0);
-            let fixed = roll.repair_dropping_blips(drop_blips);
+            let fixed = roll.mend(mending);
             (roll, fixed)
         })
         .collect()

@@ -119,11 +119,11 @@ impl Pipeline {
 
     /// Decodes scaled latents into repaired rolls.
     pub fn decode(&self, z: Tensor<4>) -> Vec<(Roll, Validity)> {
-        let z = z.div_scalar(self.card.latent_scale);
+        let z = self.card.latent_norm().denormalize(z);
         logits_to_rolls(
             self.autoencoder.decode_logits(z),
             self.card.thresholds,
-            self.card.drop_blips,
+            self.card.mending(),
         )
     }
 
@@ -178,12 +178,12 @@ impl Pipeline {
         let [c, h, w] = self.latent_shape();
         let f = WINDOW_STEPS / w;
         let clean = self
-            .autoencoder
-            .encode(super::rolls_to_tensor(
+            .card
+            .latent_norm()
+            .normalize(self.autoencoder.encode(super::rolls_to_tensor(
                 &[&roll.window(0, WINDOW_STEPS)],
                 &self.device,
-            ))
-            .mul_scalar(self.card.latent_scale)
+            )))
             .repeat_dim(0, request.count);
         let mut mask = Vec::with_capacity(request.count * c * h * w);
         for _ in 0..request.count * c * h {
@@ -217,10 +217,10 @@ impl Pipeline {
             .as_ref()
             .ok_or_else(|| ModelError::NoUnet(self.dir.clone()))?;
         let refs: Vec<&Roll> = rolls.iter().collect();
-        let z0 = self
-            .autoencoder
-            .encode(super::rolls_to_tensor(&refs, &self.device))
-            .mul_scalar(self.card.latent_scale);
+        let z0 = self.card.latent_norm().normalize(
+            self.autoencoder
+                .encode(super::rolls_to_tensor(&refs, &self.device)),
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let eps = normal(&mut rng, z0.dims(), &self.device);
         let (a, s) = self.schedule.scales(Some(t));

@@ -8,9 +8,9 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{AutoencoderConfig, SamplerKind, UNetConfig};
+use super::{AutoencoderConfig, LatentNorm, SamplerKind, UNetConfig};
 use crate::fsutil::atomic_write;
-use crate::roll::Style;
+use crate::roll::{Mending, Style};
 
 /// Card format written by this version.
 pub const CARD_VERSION: u32 = 1;
@@ -87,16 +87,28 @@ pub struct ModelCard {
     /// Absent while only the autoencoder is trained.
     #[serde(default)]
     pub unet: Option<UNetConfig>,
-    /// Latents are multiplied by this before diffusion (1 / their standard deviation).
+    /// Latents are multiplied by this before diffusion (1 / their standard deviation), unless
+    /// `latent_norm` gives per-channel figures.
     pub latent_scale: f32,
+    /// Per-channel latent statistics (models trained since they were introduced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_norm: Option<LatentNorm>,
     /// Decoder logit thresholds for the onset and sustain planes, tuned on held-out windows
     /// for the best F1 (0 is probability ½).
     #[serde(default)]
     pub thresholds: [f32; 2],
     /// Decoding clears sustain runs of at most this many steps that have no onset (0: none):
-    /// see [`crate::roll::Roll::repair_dropping_blips`].
+    /// see [`Mending::drop_blips`].
     #[serde(default)]
     pub drop_blips: usize,
+    /// Decoding joins an onset-less run to the note before it across at most this many silent
+    /// steps (0: never): see [`Mending::join_gap`].
+    #[serde(default)]
+    pub join_gap: usize,
+    /// Decoding starts a run at its onset when sound came before it: see
+    /// [`Mending::trim_early`].
+    #[serde(default)]
+    pub trim_early: bool,
     /// Style names in label order.
     pub styles: Vec<String>,
     /// Share of training windows per style: how styles are drawn when none is asked for.
@@ -119,14 +131,41 @@ impl ModelCard {
             autoencoder,
             unet: None,
             latent_scale: 1.0,
+            latent_norm: None,
             thresholds: [0.0, 0.0],
             drop_blips: 0,
+            join_gap: 0,
+            trim_early: false,
             styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),
             style_weights: vec![1.0 / Style::ALL.len() as f32; Style::ALL.len()],
             defaults: Defaults::default(),
             training: serde_json::json!({}),
             eval: serde_json::json!({}),
         }
+    }
+
+    /// How this model's latents are normalised for diffusion: per channel where the card has
+    /// the figures, else its one global scale.
+    pub fn latent_norm(&self) -> LatentNorm {
+        self.latent_norm.clone().unwrap_or_else(|| {
+            LatentNorm::global(self.autoencoder.latent_channels, self.latent_scale)
+        })
+    }
+
+    /// How this model's decoded rolls are mended.
+    pub fn mending(&self) -> Mending {
+        Mending {
+            drop_blips: self.drop_blips,
+            join_gap: self.join_gap,
+            trim_early: self.trim_early,
+        }
+    }
+
+    /// Makes `mending` this model's decoding.
+    pub fn set_mending(&mut self, mending: Mending) {
+        self.drop_blips = mending.drop_blips;
+        self.join_gap = mending.join_gap;
+        self.trim_early = mending.trim_early;
     }
 
     pub fn load(dir: &Path) -> Result<ModelCard, ModelError> {

@@ -75,9 +75,35 @@ pub struct Validity {
     /// Onset cells with no sustain: a note of zero length.
     pub bare_onsets: usize,
     /// Of the orphan runs, those short enough and without any onset that decoding cleared them
-    /// as noise instead of repairing them into notes ([`Roll::repair_dropping_blips`]).
+    /// as noise instead of repairing them into notes ([`Mending::drop_blips`]).
     pub dropped_blips: usize,
+    /// Of the orphan runs, those with an onset further in: the sound began early.
+    pub late_onsets: usize,
+    /// Of the orphan runs, those with no onset that begin at most [`BROKEN_NOTE_GAP`] silent
+    /// steps after a run of the same pitch: one note broken in two.
+    pub after_gap: usize,
+    /// Onset-less runs [`Mending::join_gap`] joined to the note before them.
+    pub joined: usize,
+    /// Runs [`Mending::trim_early`] started at their onset.
+    pub trimmed: usize,
 }
+
+/// How decoding mends what a decoder drew wrong, beyond giving every onset-less run an onset
+/// (the default, `Mending::default()`, does only that).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mending {
+    /// Clear onset-less runs of at most this many steps: decoder flicker, not notes.
+    pub drop_blips: usize,
+    /// Join an onset-less run to the same pitch's previous run when at most this many silent
+    /// steps part them: a note the decoder broke in two.
+    pub join_gap: usize,
+    /// Start a run that holds an onset further in at that onset, instead of adding a short note
+    /// for the sound before it.
+    pub trim_early: bool,
+}
+
+/// The longest silence inside a note that [`Validity::after_gap`] calls a break.
+pub const BROKEN_NOTE_GAP: usize = 2;
 
 impl Validity {
     pub fn is_valid(&self) -> bool {
@@ -234,6 +260,28 @@ impl Roll {
                     started = false;
                 }
             }
+            // Run by run: what kind of orphan each onset-less start is.
+            let (mut t, mut prev_end) = (0, None);
+            while t < self.steps {
+                if !self.sustain[row + t] {
+                    t += 1;
+                    continue;
+                }
+                let start = t;
+                let mut any_onset = false;
+                while t < self.steps && self.sustain[row + t] {
+                    any_onset |= self.onset[row + t];
+                    t += 1;
+                }
+                if !self.onset[row + start] {
+                    if any_onset {
+                        v.late_onsets += 1;
+                    } else if prev_end.is_some_and(|end| start - end <= BROKEN_NOTE_GAP) {
+                        v.after_gap += 1;
+                    }
+                }
+                prev_end = Some(t);
+            }
         }
         v
     }
@@ -269,19 +317,90 @@ impl Roll {
         dropped
     }
 
+    /// Joins onset-less runs to the same pitch's run before them when at most `max_gap` silent
+    /// steps part them, and says how many.
+    fn join_broken_notes(&mut self, max_gap: usize) -> usize {
+        let mut joined = 0;
+        if max_gap == 0 {
+            return joined;
+        }
+        for pitch in 0..PITCHES {
+            let row = pitch * self.steps;
+            let (mut t, mut prev_end) = (0, None::<usize>);
+            while t < self.steps {
+                if !self.sustain[row + t] {
+                    t += 1;
+                    continue;
+                }
+                let start = t;
+                let mut any_onset = false;
+                while t < self.steps && self.sustain[row + t] {
+                    any_onset |= self.onset[row + t];
+                    t += 1;
+                }
+                if let Some(end) = prev_end
+                    && !any_onset
+                    && start - end <= max_gap
+                {
+                    self.sustain[row + end..row + start].fill(true);
+                    joined += 1;
+                }
+                prev_end = Some(t);
+            }
+        }
+        joined
+    }
+
+    /// Clears the sound before the first onset of runs that begin without one but hold one
+    /// further in, and says how many.
+    fn trim_early_sound(&mut self) -> usize {
+        let mut trimmed = 0;
+        for pitch in 0..PITCHES {
+            let row = pitch * self.steps;
+            let mut t = 0;
+            while t < self.steps {
+                if !self.sustain[row + t] {
+                    t += 1;
+                    continue;
+                }
+                let start = t;
+                let mut first_onset = None;
+                while t < self.steps && self.sustain[row + t] {
+                    if self.onset[row + t] && first_onset.is_none() {
+                        first_onset = Some(t);
+                    }
+                    t += 1;
+                }
+                if let Some(onset) = first_onset
+                    && onset > start
+                {
+                    self.sustain[row + start..row + onset].fill(false);
+                    trimmed += 1;
+                }
+            }
+        }
+        trimmed
+    }
+
     /// Makes the roll valid and says what it fixed. A sustain run with no onset gets one at its
     /// first step (a decoder that misses an onset has usually still drawn the note), and a bare
     /// onset gets the one step of sustain it implies.
     pub fn repair(&mut self) -> Validity {
-        self.repair_dropping_blips(0)
+        self.mend(Mending::default())
     }
 
-    /// [`Roll::repair`], except that sustain runs of at most `max_blip` steps with no onset
-    /// anywhere are cleared instead of given one (counted in `dropped_blips`); what was wrong
-    /// is counted before any of it is mended.
-    pub fn repair_dropping_blips(&mut self, max_blip: usize) -> Validity {
+    /// [`Roll::repair`] after the extra mending `m` asks for (blips cleared, broken notes
+    /// joined, early sound trimmed, in that order); what was wrong is counted before any of it
+    /// is mended.
+    pub fn mend(&mut self, m: Mending) -> Validity {
         let found = self.validity();
-        let dropped_blips = self.drop_orphan_blips(max_blip);
+        let dropped_blips = self.drop_orphan_blips(m.drop_blips);
+        let joined = self.join_broken_notes(m.join_gap);
+        let trimmed = if m.trim_early {
+            self.trim_early_sound()
+        } else {
+            0
+        };
         for pitch in 0..PITCHES {
             let row = pitch * self.steps;
             let mut prev_sustain = false;
@@ -298,6 +417,8 @@ impl Roll {
         }
         Validity {
             dropped_blips,
+            joined,
+            trimmed,
             ..found
         }
     }
@@ -435,7 +556,10 @@ mod tests {
             roll
         };
         let mut roll = planes();
-        let fixed = roll.repair_dropping_blips(1);
+        let fixed = roll.mend(Mending {
+            drop_blips: 1,
+            ..Mending::default()
+        });
         assert_eq!((fixed.orphan_notes, fixed.dropped_blips), (4, 2));
         assert_eq!(
             roll.notes(),
@@ -443,6 +567,53 @@ mod tests {
         );
         assert_eq!(planes().drop_orphan_blips(2), 3);
         assert_eq!(planes().drop_orphan_blips(0), 0);
+    }
+
+    #[test]
+    fn broken_notes_join_and_early_sound_is_trimmed() {
+        // Pitch 60: a note (t 0-3), two silent steps, more sound without an onset (t 6-9).
+        // Pitch 62: sound from t 2 whose onset comes at t 4. Pitch 64: a note, three silent
+        // steps, onset-less sound (t 7-8): too far apart to be one note.
+        let planes = || {
+            let mut roll = Roll::new(16);
+            for t in [0, 1, 2, 3, 6, 7, 8, 9] {
+                roll.set(60, t, t == 0, true);
+            }
+            for t in 2..8 {
+                roll.set(62, t, t == 4, true);
+            }
+            for t in [0, 1, 2, 3, 7, 8] {
+                roll.set(64, t, t == 0, true);
+            }
+            roll
+        };
+        let mut plain = planes();
+        let fixed = plain.repair();
+        assert_eq!((fixed.orphan_notes, fixed.joined, fixed.trimmed), (3, 0, 0));
+        assert_eq!(
+            plain.notes(),
+            vec![
+                n(60, 0, 4),
+                n(64, 0, 4),
+                n(62, 2, 4),
+                n(62, 4, 8),
+                n(60, 6, 10),
+                n(64, 7, 9)
+            ]
+        );
+        let mut mended = planes();
+        let fixed = mended.mend(Mending {
+            drop_blips: 0,
+            join_gap: 2,
+            trim_early: true,
+        });
+        // Counted before mending, as always.
+        assert_eq!((fixed.orphan_notes, fixed.joined, fixed.trimmed), (3, 1, 1));
+        assert_eq!(
+            mended.notes(),
+            vec![n(60, 0, 10), n(64, 0, 4), n(62, 4, 8), n(64, 7, 9)]
+        );
+        assert!(mended.validity().is_valid());
     }
 
     #[test]
@@ -477,12 +648,39 @@ mod tests {
                 orphan_sustain: 3,
                 orphan_notes: 1,
                 bare_onsets: 1,
-                dropped_blips: 0,
+                ..Validity::default()
             }
         );
         assert_eq!(roll.repair(), v);
         assert!(roll.validity().is_valid());
         assert_eq!(roll.notes(), vec![n(40, 2, 5), n(41, 6, 7)]);
+    }
+
+    #[test]
+    fn orphan_runs_are_told_apart() {
+        let mut roll = Roll::new(32);
+        let sustain = |roll: &mut Roll, pitch: usize, steps: std::ops::Range<usize>| {
+            for t in steps {
+                roll.set(pitch, t, false, true);
+            }
+        };
+        // Pitch 60: sound one step before its onset (late onset).
+        sustain(&mut roll, 60, 3..8);
+        roll.set(60, 4, true, true);
+        // Pitch 62: a note, a two-step silence, then more of it without an onset (broken).
+        sustain(&mut roll, 62, 0..10);
+        roll.set(62, 0, true, true);
+        sustain(&mut roll, 62, 12..16);
+        // ... and after a three-step silence, neither.
+        sustain(&mut roll, 62, 19..22);
+        // Pitch 64: an onset-less run with nothing before it.
+        sustain(&mut roll, 64, 5..9);
+        let v = roll.validity();
+        assert_eq!(
+            (v.orphan_notes, v.late_onsets, v.after_gap),
+            (4, 1, 1),
+            "{v:?}"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::model::{
     AUTOENCODER_FILE, Autoencoder, AutoencoderConfig, ModelCard, logits_to_rolls, normal,
     rolls_to_tensor, save_weights,
 };
+use crate::roll::Mending;
 use crate::roll::{Counts, Roll, Validity};
 
 pub const KIND: &str = "autoencoder";
@@ -100,7 +101,7 @@ fn f1_of(logits: &[Tensor<4>], windows: &[Roll], thresholds: [f32; 2]) -> (f64, 
 pub fn decode_all(logits: &[Tensor<4>], thresholds: [f32; 2]) -> Vec<(Roll, Validity)> {
     logits
         .iter()
-        .flat_map(|l| logits_to_rolls(l.clone(), thresholds, 0))
+        .flat_map(|l| logits_to_rolls(l.clone(), thresholds, Mending::default()))
         .collect()
 }
 
@@ -216,7 +217,6 @@ pub fn train(run: AutoencoderRun<'_>, control: Control<'_>) -> Result<Outcome, T
         KIND,
         model_json.clone(),
         serde_json::to_value(&run.training).expect("config serializes"),
-        None,
     );
     if run.resume {
         let resumed = run::resume(

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::atomic_write;
+use crate::model::LatentNorm;
 
 pub const STATE_FILE: &str = "state.json";
 pub const WEIGHTS_FILE: &str = "model.bpk";
@@ -48,9 +49,12 @@ pub struct TrainState {
     pub training_config: serde_json::Value,
     /// Wall-clock seconds of training so far, over all sessions.
     pub elapsed_secs: f64,
-    /// Latent scale for diffusion runs (fixed at the start of the run).
+    /// Global latent scale of diffusion runs started before per-channel statistics.
     #[serde(default)]
     pub latent_scale: Option<f32>,
+    /// Per-channel latent statistics of a diffusion run (fixed at its start).
+    #[serde(default)]
+    pub latent_norm: Option<LatentNorm>,
     /// (step, loss) every few hundred steps, and evaluation figures.
     #[serde(default)]
     pub history: Vec<serde_json::Value>,
@@ -62,7 +66,6 @@ impl TrainState {
         kind: &str,
         model_config: serde_json::Value,
         training_config: serde_json::Value,
-        latent_scale: Option<f32>,
     ) -> TrainState {
         TrainState {
             kind: kind.to_string(),
@@ -72,7 +75,8 @@ impl TrainState {
             model_config,
             training_config,
             elapsed_secs: 0.0,
-            latent_scale,
+            latent_scale: None,
+            latent_norm: None,
             history: vec![],
         }
     }
@@ -205,6 +209,7 @@ mod tests {
             training_config: serde_json::json!({}),
             elapsed_secs: 1.5,
             latent_scale: None,
+            latent_norm: None,
             history: vec![],
         }
     }

@@ -189,12 +189,11 @@ pub fn finetune(run: FinetuneRun<'_>, control: Control<'_>) -> Result<Finetuned,
             transpose,
         )
     };
-    let scale = card.latent_scale;
+    let norm = card.latent_norm();
     let schedule = Schedule::default();
     let encode = |rolls: &[crate::roll::Roll]| {
         let refs: Vec<&crate::roll::Roll> = rolls.iter().collect();
-        ae.encode(rolls_to_tensor(&refs, &run.device))
-            .mul_scalar(scale)
+        norm.normalize(ae.encode(rolls_to_tensor(&refs, &run.device)))
     };
 
     let probe: Vec<_> = (0..32).map(|_| draw(&mut rng)).collect();
