@@ -102,6 +102,14 @@ pub struct Mending {
     pub trim_early: bool,
 }
 
+/// A stretch of sustain cells of one pitch, `start..end`, with its first onset if any.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    start: usize,
+    end: usize,
+    first_onset: Option<usize>,
+}
+
 /// The longest silence inside a note that [`Validity::after_gap`] calls a break.
 pub const BROKEN_NOTE_GAP: usize = 2;
 
@@ -261,26 +269,16 @@ impl Roll {
                 }
             }
             // Run by run: what kind of orphan each onset-less start is.
-            let (mut t, mut prev_end) = (0, None);
-            while t < self.steps {
-                if !self.sustain[row + t] {
-                    t += 1;
-                    continue;
-                }
-                let start = t;
-                let mut any_onset = false;
-                while t < self.steps && self.sustain[row + t] {
-                    any_onset |= self.onset[row + t];
-                    t += 1;
-                }
-                if !self.onset[row + start] {
-                    if any_onset {
+            let mut prev_end = None;
+            for run in self.runs(pitch) {
+                if !self.onset[row + run.start] {
+                    if run.first_onset.is_some() {
                         v.late_onsets += 1;
-                    } else if prev_end.is_some_and(|end| start - end <= BROKEN_NOTE_GAP) {
+                    } else if prev_end.is_some_and(|end| run.start - end <= BROKEN_NOTE_GAP) {
                         v.after_gap += 1;
                     }
                 }
-                prev_end = Some(t);
+                prev_end = Some(run.end);
             }
         }
         v
@@ -296,20 +294,9 @@ impl Roll {
         }
         for pitch in 0..PITCHES {
             let row = pitch * self.steps;
-            let mut t = 0;
-            while t < self.steps {
-                if !self.sustain[row + t] {
-                    t += 1;
-                    continue;
-                }
-                let start = t;
-                let mut any_onset = false;
-                while t < self.steps && self.sustain[row + t] {
-                    any_onset |= self.onset[row + t];
-                    t += 1;
-                }
-                if !any_onset && t - start <= max_len {
-                    self.sustain[row + start..row + t].fill(false);
+            for run in self.runs(pitch) {
+                if run.first_onset.is_none() && run.end - run.start <= max_len {
+                    self.sustain[row + run.start..row + run.end].fill(false);
                     dropped += 1;
                 }
             }
@@ -326,26 +313,16 @@ impl Roll {
         }
         for pitch in 0..PITCHES {
             let row = pitch * self.steps;
-            let (mut t, mut prev_end) = (0, None::<usize>);
-            while t < self.steps {
-                if !self.sustain[row + t] {
-                    t += 1;
-                    continue;
-                }
-                let start = t;
-                let mut any_onset = false;
-                while t < self.steps && self.sustain[row + t] {
-                    any_onset |= self.onset[row + t];
-                    t += 1;
-                }
+            let mut prev_end = None;
+            for run in self.runs(pitch) {
                 if let Some(end) = prev_end
-                    && !any_onset
-                    && start - end <= max_gap
+                    && run.first_onset.is_none()
+                    && run.start - end <= max_gap
                 {
-                    self.sustain[row + end..row + start].fill(true);
+                    self.sustain[row + end..row + run.start].fill(true);
                     joined += 1;
                 }
-                prev_end = Some(t);
+                prev_end = Some(run.end);
             }
         }
         joined
@@ -357,29 +334,43 @@ impl Roll {
         let mut trimmed = 0;
         for pitch in 0..PITCHES {
             let row = pitch * self.steps;
-            let mut t = 0;
-            while t < self.steps {
-                if !self.sustain[row + t] {
-                    t += 1;
-                    continue;
-                }
-                let start = t;
-                let mut first_onset = None;
-                while t < self.steps && self.sustain[row + t] {
-                    if self.onset[row + t] && first_onset.is_none() {
-                        first_onset = Some(t);
-                    }
-                    t += 1;
-                }
-                if let Some(onset) = first_onset
-                    && onset > start
+            for run in self.runs(pitch) {
+                if let Some(onset) = run.first_onset
+                    && onset > run.start
                 {
-                    self.sustain[row + start..row + onset].fill(false);
+                    self.sustain[row + run.start..row + onset].fill(false);
                     trimmed += 1;
                 }
             }
         }
         trimmed
+    }
+
+    /// The sustain runs of `pitch`, in order.
+    fn runs(&self, pitch: usize) -> Vec<Run> {
+        let row = pitch * self.steps;
+        let mut runs = Vec::new();
+        let mut t = 0;
+        while t < self.steps {
+            if !self.sustain[row + t] {
+                t += 1;
+                continue;
+            }
+            let start = t;
+            let mut first_onset = None;
+            while t < self.steps && self.sustain[row + t] {
+                if self.onset[row + t] && first_onset.is_none() {
+                    first_onset = Some(t);
+                }
+                t += 1;
+            }
+            runs.push(Run {
+                start,
+                end: t,
+                first_onset,
+            });
+        }
+        runs
     }
 
     /// Makes the roll valid and says what it fixed. A sustain run with no onset gets one at its
