@@ -180,14 +180,14 @@ fn train_resume_generate_is_exact_and_deterministic() {
     assert_eq!((first.step, first.finished), (3, false));
     // Settings an eval saved in between survive the resumed run; its figures do not.
     let mut card = ModelCard::load(&resumed).unwrap();
-    card.drop_blips = 1;
+    card.mending.drop_blips = 1;
     card.defaults.steps = 17;
     card.eval = serde_json::json!({"mean_oa": 0.5});
     card.save(&resumed).unwrap();
     let second = train_diffusion(&ae, &resumed, 6, true, None);
     assert_eq!((second.step, second.finished), (6, true));
     let card = ModelCard::load(&resumed).unwrap();
-    assert_eq!((card.drop_blips, card.defaults.steps), (1, 17));
+    assert_eq!((card.mending.drop_blips, card.defaults.steps), (1, 17));
     assert!(card.eval.get("mean_oa").is_none(), "stale figures kept");
     // Parameter ids are random per run, so compare what the weights compute.
     let probe = |dir: &Path| -> Vec<f32> {

@@ -226,18 +226,18 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 pipeline.card.defaults.steps = steps;
             }
             if let Some(n) = args.drop_blips {
-                pipeline.card.drop_blips = n;
+                pipeline.card.mending.drop_blips = n;
             }
             if let Some(n) = args.join_gap {
-                pipeline.card.join_gap = n;
+                pipeline.card.mending.join_gap = n;
             }
             if let Some(t) = args.trim_early {
-                pipeline.card.trim_early = t;
+                pipeline.card.mending.trim_early = t;
             }
             measured_with = Some((
                 pipeline.card.defaults.clone(),
                 pipeline.card.thresholds,
-                pipeline.card.mending(),
+                pipeline.card.mending,
             ));
             inpainting = Some(inpaint_score(&pipeline, &real, &train, args.seed)?);
             let styles: Vec<Style> = match args.style {
@@ -357,7 +357,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         if let Some((defaults, thresholds, mending)) = measured_with {
             card.defaults = defaults;
             card.thresholds = thresholds;
-            card.set_mending(mending);
+            card.mending = mending;
         }
         card.save(dir)?;
         eprintln!(

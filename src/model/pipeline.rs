@@ -123,7 +123,7 @@ impl Pipeline {
         logits_to_rolls(
             self.autoencoder.decode_logits(z),
             self.card.thresholds,
-            self.card.mending(),
+            self.card.mending,
         )
     }
 

@@ -97,18 +97,10 @@ pub struct ModelCard {
     /// for the best F1 (0 is probability ½).
     #[serde(default)]
     pub thresholds: [f32; 2],
-    /// Decoding clears sustain runs of at most this many steps that have no onset (0: none):
-    /// see [`Mending::drop_blips`].
-    #[serde(default)]
-    pub drop_blips: usize,
-    /// Decoding joins an onset-less run to the note before it across at most this many silent
-    /// steps (0: never): see [`Mending::join_gap`].
-    #[serde(default)]
-    pub join_gap: usize,
-    /// Decoding starts a run at its onset when sound came before it: see
-    /// [`Mending::trim_early`].
-    #[serde(default)]
-    pub trim_early: bool,
+    /// How decoded rolls are mended (`drop_blips`, `join_gap`, `trim_early`, stored beside
+    /// the other fields; older cards lack some and get none of that mending).
+    #[serde(flatten)]
+    pub mending: Mending,
     /// Style names in label order.
     pub styles: Vec<String>,
     /// Share of training windows per style: how styles are drawn when none is asked for.
@@ -133,9 +125,7 @@ impl ModelCard {
             latent_scale: 1.0,
             latent_norm: None,
             thresholds: [0.0, 0.0],
-            drop_blips: 0,
-            join_gap: 0,
-            trim_early: false,
+            mending: Mending::default(),
             styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),
             style_weights: vec![1.0 / Style::ALL.len() as f32; Style::ALL.len()],
             defaults: Defaults::default(),
@@ -150,22 +140,6 @@ impl ModelCard {
         self.latent_norm.clone().unwrap_or_else(|| {
             LatentNorm::global(self.autoencoder.latent_channels, self.latent_scale)
         })
-    }
-
-    /// How this model's decoded rolls are mended.
-    pub fn mending(&self) -> Mending {
-        Mending {
-            drop_blips: self.drop_blips,
-            join_gap: self.join_gap,
-            trim_early: self.trim_early,
-        }
-    }
-
-    /// Makes `mending` this model's decoding.
-    pub fn set_mending(&mut self, mending: Mending) {
-        self.drop_blips = mending.drop_blips;
-        self.join_gap = mending.join_gap;
-        self.trim_early = mending.trim_early;
     }
 
     pub fn load(dir: &Path) -> Result<ModelCard, ModelError> {

@@ -89,8 +89,9 @@ pub struct Validity {
 }
 
 /// How decoding mends what a decoder drew wrong, beyond giving every onset-less run an onset
-/// (the default, `Mending::default()`, does only that).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// (the default, `Mending::default()`, does only that). A model card holds its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Mending {
     /// Clear onset-less runs of at most this many steps: decoder flicker, not notes.
     pub drop_blips: usize,
@@ -250,28 +251,14 @@ impl Roll {
         let mut v = Validity::default();
         for pitch in 0..PITCHES {
             let row = pitch * self.steps;
-            let mut started = false;
-            for t in 0..self.steps {
-                let (o, s) = (self.onset[row + t], self.sustain[row + t]);
-                if o && !s {
-                    v.bare_onsets += 1;
-                }
-                if s && !o && (t == 0 || !self.sustain[row + t - 1]) {
-                    v.orphan_notes += 1;
-                }
-                if s {
-                    started |= o;
-                    if !started {
-                        v.orphan_sustain += 1;
-                    }
-                } else {
-                    started = false;
-                }
-            }
-            // Run by run: what kind of orphan each onset-less start is.
+            v.bare_onsets += (row..row + self.steps)
+                .filter(|&i| self.onset[i] && !self.sustain[i])
+                .count();
             let mut prev_end = None;
             for run in self.runs(pitch) {
-                if !self.onset[row + run.start] {
+                if run.first_onset != Some(run.start) {
+                    v.orphan_notes += 1;
+                    v.orphan_sustain += run.first_onset.unwrap_or(run.end) - run.start;
                     if run.first_onset.is_some() {
                         v.late_onsets += 1;
                     } else if prev_end.is_some_and(|end| run.start - end <= BROKEN_NOTE_GAP) {

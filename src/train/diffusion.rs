@@ -312,7 +312,7 @@ fn write_model(
     if run.resume
         && let Ok(previous) = ModelCard::load(run.out)
     {
-        card.set_mending(previous.mending());
+        card.mending = previous.mending;
         card.defaults = previous.defaults;
         card.thresholds = previous.thresholds;
     }
