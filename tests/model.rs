@@ -12,6 +12,7 @@ use diffroll::model::{
 use diffroll::roll::{Roll, Style};
 use diffroll::train::autoencoder::{self, AutoencoderRun, AutoencoderTraining};
 use diffroll::train::dataset::WindowSet;
+use diffroll::train::decoder::{self, DecoderRun, DecoderTraining};
 use diffroll::train::diffusion::{self, DiffusionRun, DiffusionTraining};
 use diffroll::train::run::{Control, Outcome};
 
@@ -568,4 +569,102 @@ fn wgpu_and_cpu_give_the_same_notes() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     assert!(worst < 1e-3, "decoder outputs differ by {worst}");
+}
+
+fn fit_decoder(model: &Path, out: &Path, steps: usize, resume: bool, stop_after: Option<usize>) {
+    let stop = AtomicBool::new(false);
+    let mut progress = |p: &diffroll::train::run::Progress| {
+        if Some(p.step) == stop_after {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    decoder::train(
+        DecoderRun {
+            training: DecoderTraining::new()
+                .with_steps(steps)
+                .with_batch(4)
+                .with_warmup(1)
+                .with_clean_share(0.5)
+                .with_val_per_style(1),
+            model,
+            data: &fixtures(),
+            val: None,
+            out,
+            resume,
+            device: Device::flex(),
+            hardware: "test".into(),
+        },
+        Control {
+            stop: &stop,
+            time_limit: None,
+            on_progress: &mut progress,
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn fitting_the_decoder_leaves_encoder_and_unet_alone_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ae = dir.path().join("ae");
+    train_ae(&ae, 4, false);
+    let base = dir.path().join("base");
+    train_diffusion(&ae, &base, 4, false, None);
+    let straight = dir.path().join("straight");
+    fit_decoder(&base, &straight, 4, false, None);
+    let resumed = dir.path().join("resumed");
+    fit_decoder(&base, &resumed, 4, false, Some(2));
+    assert!(
+        ModelCard::load(&resumed).is_err(),
+        "a stopped run writes no model"
+    );
+    fit_decoder(&base, &resumed, 4, true, None);
+
+    let card = ModelCard::load(&straight).unwrap();
+    assert_eq!(card.training["decoder"]["steps"], 4);
+    assert!(card.unet.is_some());
+    assert_eq!(
+        std::fs::read(base.join("unet.bpk")).unwrap(),
+        std::fs::read(straight.join("unet.bpk")).unwrap()
+    );
+    let (set, _) = WindowSet::scan(&fixtures(), 8).unwrap();
+    let windows: Vec<Roll> = set.fixed(1).into_iter().map(|(r, _)| r).collect();
+    let refs: Vec<&Roll> = windows.iter().collect();
+    let device = Device::flex();
+    let x = diffroll::model::rolls_to_tensor(&refs, &device);
+    let values = |t: burn::tensor::Tensor<4>| -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    };
+    let codes = |dir: &Path| {
+        let p = Pipeline::load(dir, &device).unwrap();
+        let z = p.autoencoder().encode(x.clone());
+        (values(z.clone()), values(p.autoencoder().decode_logits(z)))
+    };
+    let (z_base, logits_base) = codes(&base);
+    let (z_fit, logits_fit) = codes(&straight);
+    let (z_res, logits_res) = codes(&resumed);
+    assert_eq!(z_base, z_fit, "the encoder must not change");
+    assert_ne!(logits_base, logits_fit, "the decoder must change");
+    assert_eq!(
+        (z_fit, logits_fit),
+        (z_res, logits_res),
+        "resumed fit must match the uninterrupted one"
+    );
+    // Fitting in place keeps a working model folder.
+    fit_decoder(&base, &base, 2, false, None);
+    let pipeline = Pipeline::load(&base, &device).unwrap();
+    let request = GenerateRequest {
+        count: 1,
+        seed: 3,
+        steps: 3,
+        sampler: SamplerKind::DpmSolverPP,
+        style: Some(Style::Chorale),
+        guidance: 1.0,
+        tempo_bpm: 100.0,
+        restart: None,
+    };
+    assert_eq!(
+        pipeline.generate(&request, None, None).unwrap().rolls.len(),
+        1
+    );
 }

@@ -10,6 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::DeviceArgs;
 use crate::model::{AutoencoderConfig, UNetConfig};
 use crate::train::autoencoder::{self, AutoencoderRun, AutoencoderTraining};
+use crate::train::checkpoint::dir_of;
+use crate::train::decoder::{self, DecoderRun, DecoderTraining};
 use crate::train::diffusion::{self, DiffusionRun, DiffusionTraining};
 use crate::train::run::{Control, Outcome, Progress};
 
@@ -77,6 +79,25 @@ pub enum Stage {
         /// Normalise each latent channel on its own instead of all by one scale.
         #[arg(long)]
         per_channel_latents: bool,
+    },
+    /// Fit a finished model's decoder to its UNet's estimates of clean latents (the encoder
+    /// and UNet stay as they are), so generated latents decode into notes with onsets.
+    Decoder {
+        #[command(flatten)]
+        common: Common,
+        /// Finished model folder (autoencoder and UNet) whose decoder to fit; --out may be
+        /// the same folder.
+        #[arg(long)]
+        model: PathBuf,
+        /// Held-out corpus for the figures and the decoding thresholds.
+        #[arg(long)]
+        val: Option<PathBuf>,
+        /// Largest diffusion step the training windows are noised to.
+        #[arg(long)]
+        max_t: Option<usize>,
+        /// Share of each batch decoded from exact latents (0-1).
+        #[arg(long)]
+        clean_share: Option<f64>,
     },
 }
 
@@ -163,7 +184,8 @@ pub(super) fn stop_flag() -> Arc<AtomicBool> {
     flag
 }
 
-fn report(outcome: &Outcome, out: &std::path::Path) {
+/// `checkpoint` is where the run's checkpoint lives (for the resume hint).
+fn report(outcome: &Outcome, out: &std::path::Path, checkpoint: &std::path::Path) {
     let metrics: Vec<String> = outcome
         .metrics
         .iter()
@@ -182,14 +204,16 @@ fn report(outcome: &Outcome, out: &std::path::Path) {
             "stopped at step {}/{}; checkpoint in {}; continue with --resume",
             outcome.step,
             outcome.total,
-            crate::train::checkpoint::dir_of(out).display()
+            checkpoint.display()
         );
     }
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let common = match &args.stage {
-        Stage::Autoencoder { common, .. } | Stage::Diffusion { common, .. } => common,
+        Stage::Autoencoder { common, .. }
+        | Stage::Diffusion { common, .. }
+        | Stage::Decoder { common, .. } => common,
     };
     let chosen = common.device.choose()?;
     let stop = stop_flag();
@@ -230,7 +254,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 control,
             )
             .with_context(|| format!("training the autoencoder into {}", common.out.display()))?;
-            report(&outcome, &common.out);
+            report(&outcome, &common.out, &dir_of(&common.out));
         }
         Stage::Diffusion {
             common,
@@ -258,7 +282,53 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 control,
             )
             .with_context(|| format!("training diffusion into {}", common.out.display()))?;
-            report(&outcome, &common.out);
+            report(&outcome, &common.out, &dir_of(&common.out));
+        }
+        Stage::Decoder {
+            common,
+            model,
+            val,
+            max_t,
+            clean_share,
+        } => {
+            let mut training = with_common!(DecoderTraining::new(), common);
+            if let Some(t) = max_t {
+                anyhow::ensure!(
+                    t < crate::model::schedule::TRAIN_STEPS,
+                    "--max-t {t}: diffusion steps run from 0 to {}",
+                    crate::model::schedule::TRAIN_STEPS - 1
+                );
+                training = training.with_max_t(t);
+            }
+            if let Some(c) = clean_share {
+                anyhow::ensure!(
+                    (0.0..=1.0).contains(&c),
+                    "--clean-share {c}: give a share from 0 to 1"
+                );
+                training = training.with_clean_share(c);
+            }
+            let model = crate::model::catalog::resolve(&model)?;
+            let outcome = decoder::train(
+                DecoderRun {
+                    training,
+                    model: &model,
+                    data: &common.data,
+                    val: val.as_deref(),
+                    out: &common.out,
+                    resume: common.resume,
+                    device: chosen.device.clone(),
+                    hardware: chosen.description.clone(),
+                },
+                control,
+            )
+            .with_context(|| {
+                format!(
+                    "fitting the decoder of {} into {}",
+                    model.display(),
+                    common.out.display()
+                )
+            })?;
+            report(&outcome, &common.out, &decoder::checkpoint_dir(&common.out));
         }
     }
     Ok(())

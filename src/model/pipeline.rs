@@ -212,29 +212,53 @@ impl Pipeline {
         t: usize,
         seed: u64,
     ) -> Result<Vec<(Roll, Validity)>, ModelError> {
-        let unet = self
-            .unet
-            .as_ref()
-            .ok_or_else(|| ModelError::NoUnet(self.dir.clone()))?;
         let refs: Vec<&Roll> = rolls.iter().collect();
         let z0 = self.card.latent_norm().normalize(
             self.autoencoder
                 .encode(super::rolls_to_tensor(&refs, &self.device)),
         );
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let eps = normal(&mut rng, z0.dims(), &self.device);
-        let (a, s) = self.schedule.scales(Some(t));
-        let x = z0.mul_scalar(a) + eps.mul_scalar(s);
         let null = self.card.styles.len() as i64;
         let labels: Vec<i64> = rolls
             .iter()
             .map(|r| r.style.map_or(null, |st| st.index() as i64))
             .collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let estimate = self.clean_estimate(z0, &vec![t; rolls.len()], &labels, &mut rng)?;
+        Ok(self.decode(estimate))
+    }
+
+    /// The UNet's one-step estimate of clean (normalised) latents `z0`, each noised to its
+    /// diffusion step in `steps` with noise from `rng`; `labels` are style indices (the
+    /// number of styles for none). This is what the sampler's last steps hand the decoder.
+    pub fn clean_estimate(
+        &self,
+        z0: Tensor<4>,
+        steps: &[usize],
+        labels: &[i64],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Tensor<4>, ModelError> {
+        let unet = self
+            .unet
+            .as_ref()
+            .ok_or_else(|| ModelError::NoUnet(self.dir.clone()))?;
+        let b = steps.len();
+        let (a, s): (Vec<f32>, Vec<f32>) = steps
+            .iter()
+            .map(|&t| {
+                let (a, s) = self.schedule.scales(Some(t));
+                (a as f32, s as f32)
+            })
+            .unzip();
+        let a = Tensor::<4>::from_data(TensorData::new(a, [b, 1, 1, 1]), &self.device);
+        let s = Tensor::<4>::from_data(TensorData::new(s, [b, 1, 1, 1]), &self.device);
+        let eps = normal(rng, z0.dims(), &self.device);
+        let x = z0 * a.clone() + eps * s.clone();
         let labels =
-            Tensor::<1, Int>::from_data(TensorData::new(labels, [rolls.len()]), &self.device);
-        let v = unet.forward(x.clone(), &vec![t as f32; rolls.len()], labels);
+            Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [b]), &self.device);
+        let t: Vec<f32> = steps.iter().map(|&t| t as f32).collect();
+        let v = unet.forward(x.clone(), &t, labels);
         // v = a ε − s x0 and x_t = a x0 + s ε give x0 = a x_t − s v.
-        Ok(self.decode(x.mul_scalar(a) - v.mul_scalar(s)))
+        Ok(x * a - v * s)
     }
 
     fn run(

@@ -19,7 +19,7 @@ use crate::model::{
     rolls_to_tensor, save_weights,
 };
 use crate::roll::Mending;
-use crate::roll::{Counts, Roll, Validity};
+use crate::roll::{Counts, Roll, Style, Validity};
 
 pub const KIND: &str = "autoencoder";
 
@@ -161,13 +161,18 @@ pub fn noisy_reconstruction(
 
 /// The decoding thresholds with the best held-out F1, and that F1 (onset, frame): the
 /// positive weights of the loss make the decoder generous, so the best cut is rarely at
-/// probability ½. Each plane is tuned with the other at its best so far.
+/// probability ½.
 pub fn tune_thresholds(
     model: &Autoencoder,
     windows: &[Roll],
     device: &Device,
 ) -> ([f32; 2], (f64, f64)) {
-    let logits = reconstruction_logits(model, windows, device);
+    best_thresholds(&reconstruction_logits(model, windows, device), windows)
+}
+
+/// The thresholds that decode `logits` (chunks, in order) into rolls closest to `windows` by
+/// F1, and those F1s (onset, frame). Each plane is tuned with the other at its best so far.
+pub fn best_thresholds(logits: &[Tensor<4>], windows: &[Roll]) -> ([f32; 2], (f64, f64)) {
     let candidates: Vec<f32> = (-8..=16).map(|i| i as f32 * 0.25).collect();
     let mut best = [0.0f32, 0.0f32];
     for plane in [0, 1, 0] {
@@ -175,7 +180,7 @@ pub fn tune_thresholds(
         for &c in &candidates {
             let mut t = best;
             t[plane] = c;
-            let (onset, frame) = f1_of(&logits, windows, t);
+            let (onset, frame) = f1_of(logits, windows, t);
             let f1 = if plane == 0 { onset } else { frame };
             if f1 > best_f1 {
                 best_f1 = f1;
@@ -183,12 +188,17 @@ pub fn tune_thresholds(
             }
         }
     }
-    (best, f1_of(&logits, windows, best))
+    (best, f1_of(logits, windows, best))
 }
 
-fn validation(run: &AutoencoderRun<'_>, train: &WindowSet) -> Result<Vec<Roll>, TrainError> {
-    let per = run.training.val_per_style;
-    let set = match run.val {
+/// Held-out windows with their styles, `per_style` of each: from `val` when given, else
+/// from the training windows.
+pub fn held_out(
+    val: Option<&Path>,
+    train: &WindowSet,
+    per_style: usize,
+) -> Result<Vec<(Roll, Style)>, TrainError> {
+    let set = match val {
         Some(dir) => {
             let (set, _) = WindowSet::scan(dir, 8).map_err(|source| TrainError::Io {
                 path: dir.to_path_buf(),
@@ -196,15 +206,18 @@ fn validation(run: &AutoencoderRun<'_>, train: &WindowSet) -> Result<Vec<Roll>, 
             })?;
             set
         }
-        None => return Ok(train.fixed(per).into_iter().map(|(r, _)| r).collect()),
+        None => return Ok(train.fixed(per_style)),
     };
-    Ok(set.fixed(per).into_iter().map(|(r, _)| r).collect())
+    Ok(set.fixed(per_style))
 }
 
 pub fn train(run: AutoencoderRun<'_>, control: Control<'_>) -> Result<Outcome, TrainError> {
     let started = Instant::now();
     let (data, corpus) = WindowSet::load(run.data, run.training.hop_bars)?;
-    let val = validation(&run, &data)?;
+    let val: Vec<Roll> = held_out(run.val, &data, run.training.val_per_style)?
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
     let ad = run.device.clone().autodiff();
     let model_json = serde_json::to_value(&run.model).expect("config serializes");
     let ckpt_dir = checkpoint::dir_of(run.out);

@@ -7,6 +7,7 @@ pub mod autoencoder;
 pub mod checkpoint;
 pub mod corpus;
 pub mod dataset;
+pub mod decoder;
 pub mod diffusion;
 pub mod ema;
 pub mod finetune;

@@ -1,0 +1,351 @@
+//! Fitting a finished model's decoder to its own denoiser. The UNet's estimates of clean
+//! latents never land exactly on the encoder's latents, and a decoder that has only seen exact
+//! latents draws their small errors as sound without an onset. Here the encoder (and so the
+//! latent space the UNet learned) stays fixed; the decoder learns to turn the UNet's one-step
+//! estimates of noised real windows back into those windows, as well as exact latents.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Tensor};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::autoencoder::{best_thresholds, held_out, rolls_f1, weighted_bce};
+use super::checkpoint::TrainState;
+use super::dataset::WindowSet;
+use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
+use crate::model::{
+    AUTOENCODER_FILE, Autoencoder, ModelCard, Pipeline, UNET_FILE, logits_to_rolls,
+    rolls_to_tensor, save_weights,
+};
+use crate::roll::{Mending, Roll, Style, Validity};
+
+pub const KIND: &str = "decoder";
+/// Beside the diffusion run's `checkpoint/` in the same model folder.
+const CHECKPOINT_DIR: &str = "checkpoint-decoder";
+
+#[derive(Config, Debug)]
+pub struct DecoderTraining {
+    #[config(default = 2000)]
+    pub steps: usize,
+    #[config(default = 16)]
+    pub batch: usize,
+    #[config(default = 3e-4)]
+    pub lr: f64,
+    #[config(default = 100)]
+    pub warmup: usize,
+    /// Windows are noised to a diffusion step drawn uniformly from 0 to this before the UNet
+    /// estimates them clean; past a few hundred steps the estimate no longer says which
+    /// notes the window held.
+    #[config(default = 300)]
+    pub max_t: usize,
+    /// Share of each batch decoded from exact latents, so reconstruction stays sharp.
+    #[config(default = 0.25)]
+    pub clean_share: f64,
+    #[config(default = 8.0)]
+    pub onset_weight: f32,
+    #[config(default = 4.0)]
+    pub sustain_weight: f32,
+    #[config(default = 250)]
+    pub checkpoint_every: usize,
+    #[config(default = 500)]
+    pub eval_every: usize,
+    #[config(default = 32)]
+    pub val_per_style: usize,
+    #[config(default = 1)]
+    pub hop_bars: usize,
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+/// Where a decoder fit into `out` keeps its checkpoint.
+pub fn checkpoint_dir(out: &Path) -> std::path::PathBuf {
+    out.join(CHECKPOINT_DIR)
+}
+
+pub struct DecoderRun<'a> {
+    pub training: DecoderTraining,
+    /// A finished model folder (autoencoder and UNet).
+    pub model: &'a Path,
+    pub data: &'a Path,
+    pub val: Option<&'a Path>,
+    /// Where the model with the fitted decoder goes (may be `model` itself).
+    pub out: &'a Path,
+    pub resume: bool,
+    pub device: Device,
+    pub hardware: String,
+}
+
+/// Latents for one batch: the first `clean` windows exact, the rest the UNet's estimates
+/// from diffusion steps drawn up to `max_t` (all unnormalised, as the decoder takes them).
+fn decoder_inputs(
+    pipeline: &Pipeline,
+    rolls: &[Roll],
+    styles: &[Style],
+    clean: usize,
+    max_t: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Tensor<4>, TrainError> {
+    let refs: Vec<&Roll> = rolls.iter().collect();
+    let norm = pipeline.card.latent_norm();
+    let z = pipeline
+        .autoencoder()
+        .encode(rolls_to_tensor(&refs, pipeline.device()));
+    let b = rolls.len();
+    if clean >= b {
+        return Ok(z);
+    }
+    let noised = b - clean;
+    let steps: Vec<usize> = (0..noised).map(|_| rng.random_range(0..=max_t)).collect();
+    let labels: Vec<i64> = styles[clean..].iter().map(|s| s.index() as i64).collect();
+    let estimate = pipeline.clean_estimate(
+        norm.normalize(z.clone().narrow(0, clean, noised)),
+        &steps,
+        &labels,
+        rng,
+    )?;
+    let estimate = norm.denormalize(estimate);
+    Ok(if clean == 0 {
+        estimate
+    } else {
+        Tensor::cat(vec![z.narrow(0, 0, clean), estimate], 0)
+    })
+}
+
+/// Held-out figures of a decoder: onset and frame F1 of the exact round trip and of the
+/// UNet's estimates from step `max_t / 2`, with the estimates' share of notes without an
+/// onset. The logits come back too (exact first, then estimates) for tuning thresholds.
+struct HeldOut {
+    exact: (f64, f64),
+    estimated: (f64, f64),
+    estimated_orphans: f64,
+    logits: Vec<Tensor<4>>,
+}
+
+fn held_out_figures(
+    pipeline: &Pipeline,
+    decoder: &Autoencoder,
+    val: &[(Roll, Style)],
+    max_t: usize,
+    thresholds: [f32; 2],
+    seed: u64,
+) -> Result<HeldOut, TrainError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut exact = Vec::new();
+    let mut estimated = Vec::new();
+    for chunk in val.chunks(32) {
+        let rolls: Vec<Roll> = chunk.iter().map(|(r, _)| r.clone()).collect();
+        let styles: Vec<Style> = chunk.iter().map(|(_, s)| *s).collect();
+        let refs: Vec<&Roll> = rolls.iter().collect();
+        let z = pipeline
+            .autoencoder()
+            .encode(rolls_to_tensor(&refs, pipeline.device()));
+        exact.push(decoder.decode_logits(z.clone()));
+        let norm = pipeline.card.latent_norm();
+        let steps = vec![max_t / 2; rolls.len()];
+        let labels: Vec<i64> = styles.iter().map(|s| s.index() as i64).collect();
+        let estimate = pipeline.clean_estimate(norm.normalize(z), &steps, &labels, &mut rng)?;
+        estimated.push(decoder.decode_logits(norm.denormalize(estimate)));
+    }
+    let windows: Vec<Roll> = val.iter().map(|(r, _)| r.clone()).collect();
+    let decode = |logits: &[Tensor<4>]| -> Vec<(Roll, Validity)> {
+        logits
+            .iter()
+            .flat_map(|l| logits_to_rolls(l.clone(), thresholds, Mending::default()))
+            .collect()
+    };
+    let decoded_estimates = decode(&estimated);
+    let (orphans, notes) = decoded_estimates.iter().fold((0, 0), |(o, n), (roll, v)| {
+        (o + v.orphan_notes, n + roll.note_count())
+    });
+    Ok(HeldOut {
+        exact: rolls_f1(&decode(&exact), &windows),
+        estimated: rolls_f1(&decoded_estimates, &windows),
+        estimated_orphans: orphans as f64 / notes.max(1) as f64,
+        logits: exact.into_iter().chain(estimated).collect(),
+    })
+}
+
+pub fn train(run: DecoderRun<'_>, control: Control<'_>) -> Result<Outcome, TrainError> {
+    let started = Instant::now();
+    let pipeline = Pipeline::load(run.model, &run.device)?;
+    if pipeline.card.unet.is_none() {
+        return Err(TrainError::Model(crate::model::ModelError::NoUnet(
+            run.model.to_path_buf(),
+        )));
+    }
+    let (data, _) = WindowSet::load(run.data, run.training.hop_bars)?;
+    let val = held_out(run.val, &data, run.training.val_per_style)?;
+    let config = pipeline.card.autoencoder.clone();
+    let model_json = serde_json::to_value(&config).expect("config serializes");
+    let ad = run.device.clone().autodiff();
+    let ckpt_dir = checkpoint_dir(run.out);
+    let mut decoder = pipeline.autoencoder().clone().fork(&ad).train();
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut rng = ChaCha8Rng::seed_from_u64(run.training.seed);
+    let mut state = TrainState::new(
+        KIND,
+        model_json.clone(),
+        serde_json::to_value(&run.training).expect("config serializes"),
+    );
+    if run.resume {
+        let resumed = run::resume(
+            &ckpt_dir,
+            KIND,
+            &model_json,
+            config.init(&run.device),
+            &run.device,
+            &ad,
+            optim,
+        )?;
+        (decoder, optim, rng, state) = (resumed.module, resumed.optim, resumed.rng, resumed.state);
+        state.resumed_with(serde_json::to_value(&run.training).expect("config serializes"));
+    }
+    std::fs::create_dir_all(run.out).map_err(|source| TrainError::Io {
+        path: run.out.to_path_buf(),
+        source,
+    })?;
+    let t = &run.training;
+    let weights = [t.onset_weight, t.sustain_weight];
+    let clean = ((t.batch as f64) * t.clean_share).round() as usize;
+    let mut throughput = Throughput::default();
+    let mut metrics = Vec::new();
+    let elapsed_before = state.elapsed_secs;
+    let save = |state: &mut TrainState,
+                decoder: &Autoencoder,
+                optim: &burn::optim::ModuleOptimizer,
+                rng: &ChaCha8Rng| {
+        let elapsed = elapsed_before + started.elapsed().as_secs_f64();
+        run::save_checkpoint(&ckpt_dir, state, elapsed, decoder, optim, rng, &[])
+    };
+    let figures = |decoder: &Autoencoder| {
+        held_out_figures(
+            &pipeline,
+            decoder,
+            &val,
+            t.max_t,
+            pipeline.card.thresholds,
+            t.seed,
+        )
+    };
+    let mut finished = true;
+    while state.step < t.steps {
+        if control.should_stop(started) {
+            finished = false;
+            break;
+        }
+        let (rolls, styles): (Vec<Roll>, Vec<Style>) =
+            (0..t.batch).map(|_| data.draw(&mut rng)).unzip();
+        let z = decoder_inputs(&pipeline, &rolls, &styles, clean, t.max_t, &mut rng)?;
+        let refs: Vec<&Roll> = rolls.iter().collect();
+        let target = rolls_to_tensor(&refs, &ad);
+        // The latents come from the frozen encoder and UNet: only the decoder gets gradients.
+        let logits = decoder.decode_logits(z.autodiff());
+        let loss = weighted_bce(logits, target, weights);
+        let loss_value = f64::from(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &decoder);
+        let lr = learning_rate(t.lr, state.step, t.steps, t.warmup);
+        decoder = optim.step(lr, decoder, grads);
+        state.step += 1;
+        let mut message = None;
+        if state.step.is_multiple_of(t.eval_every) || state.step == t.steps {
+            let h = figures(&decoder.valid())?;
+            state.history.push(serde_json::json!({
+                "step": state.step, "loss": loss_value,
+                "onset_f1": h.exact.0, "frame_f1": h.exact.1,
+                "estimate_onset_f1": h.estimated.0, "estimate_orphans": h.estimated_orphans,
+            }));
+            message = Some(format!(
+                "step {}: held-out onset F1 {:.4} (exact latents), {:.4} (UNet estimates from step {}, {:.1} % of notes without an onset)",
+                state.step,
+                h.exact.0,
+                h.estimated.0,
+                t.max_t / 2,
+                100.0 * h.estimated_orphans
+            ));
+        }
+        if state.step.is_multiple_of(t.checkpoint_every) {
+            save(&mut state, &decoder, &optim, &rng)?;
+        }
+        (control.on_progress)(&Progress {
+            step: state.step,
+            total: t.steps,
+            loss: loss_value,
+            samples_per_sec: throughput.add(t.batch),
+            message,
+        });
+    }
+    save(&mut state, &decoder, &optim, &rng)?;
+    if finished {
+        let decoder = decoder.valid();
+        let before = figures(pipeline.autoencoder())?;
+        let h = figures(&decoder)?;
+        let mut windows: Vec<Roll> = val.iter().map(|(r, _)| r.clone()).collect();
+        windows.extend_from_slice(&windows.clone());
+        // Tuned on exact and estimated latents alike: generated latents are neither.
+        let (thresholds, _) = best_thresholds(&h.logits, &windows);
+        let tuned = held_out_figures(&pipeline, &decoder, &val, t.max_t, thresholds, t.seed)?;
+        metrics = vec![
+            ("onset_f1".into(), tuned.exact.0),
+            ("frame_f1".into(), tuned.exact.1),
+            ("estimate_onset_f1".into(), tuned.estimated.0),
+            ("estimate_orphans".into(), tuned.estimated_orphans),
+        ];
+        let record = serde_json::json!({
+            "from": run.model.display().to_string(),
+            "data": run.data.display().to_string(),
+            "held_out_data": run.val.map(|p| p.display().to_string()),
+            "steps": state.step,
+            "batch": t.batch,
+            "wall_time_hours": state.elapsed_secs / 3600.0,
+            "hardware": run.hardware,
+            "config": state.training_config,
+            "thresholds": thresholds,
+            "held_out": {
+                "estimates_from_step": t.max_t / 2,
+                "before": {"onset_f1": before.exact.0, "frame_f1": before.exact.1,
+                    "estimate_onset_f1": before.estimated.0, "estimate_orphans": before.estimated_orphans},
+                "after": {"onset_f1": tuned.exact.0, "frame_f1": tuned.exact.1,
+                    "estimate_onset_f1": tuned.estimated.0, "estimate_orphans": tuned.estimated_orphans},
+            },
+        });
+        write_model(&run, &pipeline.card, &decoder, thresholds, record)?;
+    }
+    Ok(Outcome {
+        step: state.step,
+        total: run.training.steps,
+        finished,
+        elapsed: std::time::Duration::from_secs_f64(state.elapsed_secs),
+        metrics,
+    })
+}
+
+/// The source model with the fitted decoder: same card (its eval figures dropped, they
+/// belong to the old decoder), new thresholds, a `training.decoder` record.
+fn write_model(
+    run: &DecoderRun<'_>,
+    source: &ModelCard,
+    decoder: &Autoencoder,
+    thresholds: [f32; 2],
+    record: serde_json::Value,
+) -> Result<(), TrainError> {
+    let mut card = source.clone();
+    card.thresholds = thresholds;
+    card.training["decoder"] = record;
+    card.eval = serde_json::json!({});
+    if run.out != run.model {
+        card.name = run
+            .out
+            .file_name()
+            .map_or("model".into(), |n| n.to_string_lossy().into_owned());
+        let (from, to) = (run.model.join(UNET_FILE), run.out.join(UNET_FILE));
+        std::fs::copy(&from, &to).map_err(|source| TrainError::Io { path: to, source })?;
+    }
+    save_weights(decoder, &run.out.join(AUTOENCODER_FILE))?;
+    card.save(run.out)?;
+    Ok(())
+}
