@@ -98,6 +98,13 @@ pub enum Stage {
         /// Share of each batch decoded from exact latents (0-1).
         #[arg(long)]
         clean_share: Option<f64>,
+        /// Weight of the validity term (sound started without an onset in the model's own
+        /// generated latents); 0 turns it off.
+        #[arg(long)]
+        validity_weight: Option<f64>,
+        /// Generated latents the validity term draws from.
+        #[arg(long)]
+        generated: Option<usize>,
     },
 }
 
@@ -161,7 +168,12 @@ pub(super) fn progress_printer() -> impl FnMut(&Progress) {
             }
         }
         if let Some(m) = &p.message {
-            bar.println(m);
+            // A hidden bar prints nothing, and these lines (held-out figures) matter in logs.
+            if bar.is_hidden() {
+                eprintln!("{m}");
+            } else {
+                bar.println(m);
+            }
         }
         if p.step == p.total {
             bar.finish_and_clear();
@@ -290,6 +302,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             val,
             max_t,
             clean_share,
+            validity_weight,
+            generated,
         } => {
             let mut training = with_common!(DecoderTraining::new(), common);
             if let Some(t) = max_t {
@@ -306,6 +320,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                     "--clean-share {c}: give a share from 0 to 1"
                 );
                 training = training.with_clean_share(c);
+            }
+            if let Some(w) = validity_weight {
+                anyhow::ensure!(
+                    w >= 0.0,
+                    "--validity-weight {w}: give a weight of 0 or more"
+                );
+                training = training.with_validity_weight(w);
+            }
+            if let Some(n) = generated {
+                training = training.with_generated(n);
             }
             let model = crate::model::catalog::resolve(&model)?;
             let outcome = decoder::train(

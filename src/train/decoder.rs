@@ -10,7 +10,8 @@ use std::time::Instant;
 use burn::config::Config;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -19,8 +20,8 @@ use super::checkpoint::TrainState;
 use super::dataset::WindowSet;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
-    AUTOENCODER_FILE, Autoencoder, ModelCard, Pipeline, UNET_FILE, logits_to_rolls,
-    rolls_to_tensor, save_weights,
+    AUTOENCODER_FILE, Autoencoder, GenerateRequest, ModelCard, Pipeline, UNET_FILE,
+    logits_to_rolls, rolls_to_tensor, save_weights,
 };
 use crate::roll::{Mending, Roll, Style, Validity};
 
@@ -46,6 +47,13 @@ pub struct DecoderTraining {
     /// Share of each batch decoded from exact latents, so reconstruction stays sharp.
     #[config(default = 0.25)]
     pub clean_share: f64,
+    /// Weight of the validity term: the soft share of sustain runs the decoder starts without
+    /// an onset when it decodes latents the model generated itself (0: no such term).
+    #[config(default = 0.0)]
+    pub validity_weight: f64,
+    /// Latents generated (default sampler settings, styles in turn) for the validity term.
+    #[config(default = 512)]
+    pub generated: usize,
     #[config(default = 8.0)]
     pub onset_weight: f32,
     #[config(default = 4.0)]
@@ -114,6 +122,70 @@ fn decoder_inputs(
     } else {
         Tensor::cat(vec![z.narrow(0, 0, clean), estimate], 0)
     })
+}
+
+/// The soft share of sustain runs that begin without an onset, from decoder logits decoded at
+/// `thresholds`: a differentiable stand-in for the orphan rate decoding counts (a run begins
+/// where a step sounds and the one before it does not; silence before the window).
+pub fn soft_orphan_rate(logits: Tensor<4>, thresholds: [f32; 2]) -> Tensor<1> {
+    let [b, _, p, t] = logits.dims();
+    let device = logits.device();
+    let onset = sigmoid(logits.clone().narrow(1, 0, 1).sub_scalar(thresholds[0]));
+    let sustain = sigmoid(logits.narrow(1, 1, 1).sub_scalar(thresholds[1]));
+    let before = Tensor::cat(
+        vec![
+            Tensor::zeros([b, 1, p, 1], &device),
+            sustain.clone().narrow(3, 0, t - 1),
+        ],
+        3,
+    );
+    let starts = sustain * before.neg().add_scalar(1.0);
+    let orphans = starts.clone() * onset.neg().add_scalar(1.0);
+    orphans.sum() / starts.sum().add_scalar(1e-3)
+}
+
+/// `count` latents the model generates with its card's sampler settings, styles in turn,
+/// unnormalised (as the decoder takes them). Seeds start at `seed`.
+fn generated_latents(
+    pipeline: &Pipeline,
+    count: usize,
+    seed: u64,
+) -> Result<Tensor<4>, TrainError> {
+    let d = &pipeline.card.defaults;
+    let mut parts = Vec::new();
+    for (i, start) in (0..count).step_by(16).enumerate() {
+        let request = GenerateRequest {
+            count: 16.min(count - start),
+            seed: seed + i as u64,
+            steps: d.steps,
+            sampler: d.sampler,
+            style: Style::from_index(i % Style::ALL.len()),
+            guidance: d.guidance,
+            tempo_bpm: 100.0,
+            restart: d.restart,
+        };
+        parts.push(pipeline.generate(&request, None, None)?.latents);
+    }
+    Ok(pipeline
+        .card
+        .latent_norm()
+        .denormalize(Tensor::cat(parts, 0)))
+}
+
+/// Share of notes without an onset when `decoder` decodes `latents` at `thresholds`.
+fn orphan_share(decoder: &Autoencoder, latents: &Tensor<4>, thresholds: [f32; 2]) -> f64 {
+    let n = latents.dims()[0];
+    let (mut orphans, mut notes) = (0, 0);
+    for start in (0..n).step_by(32) {
+        let chunk = latents.clone().narrow(0, start, 32.min(n - start));
+        for (roll, v) in
+            logits_to_rolls(decoder.decode_logits(chunk), thresholds, Mending::default())
+        {
+            orphans += v.orphan_notes;
+            notes += roll.note_count();
+        }
+    }
+    orphans as f64 / notes.max(1) as f64
 }
 
 /// Held-out figures of a decoder: onset and frame F1 of the exact round trip and of the
@@ -210,10 +282,16 @@ pub fn train(run: DecoderRun<'_>, control: Control<'_>) -> Result<Outcome, Train
         source,
     })?;
     let t = &run.training;
+    // Seeds far from the small ones `eval` and `generate` use, so no scored sample is trained on.
+    let held_out_generated = generated_latents(&pipeline, 64, 2_000_000)?;
+    let pool = if t.validity_weight > 0.0 {
+        Some(generated_latents(&pipeline, t.generated.max(1), 1_000_000)?)
+    } else {
+        None
+    };
     let weights = [t.onset_weight, t.sustain_weight];
     let clean = ((t.batch as f64) * t.clean_share).round() as usize;
     let mut throughput = Throughput::default();
-    let mut metrics = Vec::new();
     let elapsed_before = state.elapsed_secs;
     let save = |state: &mut TrainState,
                 decoder: &Autoencoder,
@@ -245,7 +323,21 @@ pub fn train(run: DecoderRun<'_>, control: Control<'_>) -> Result<Outcome, Train
         let target = rolls_to_tensor(&refs, &ad);
         // The latents come from the frozen encoder and UNet: only the decoder gets gradients.
         let logits = decoder.decode_logits(z.autodiff());
-        let loss = weighted_bce(logits, target, weights);
+        let mut loss = weighted_bce(logits, target, weights);
+        if let Some(pool) = &pool {
+            let n = pool.dims()[0];
+            let picks: Vec<i64> = (0..t.batch.div_ceil(2))
+                .map(|_| rng.random_range(0..n) as i64)
+                .collect();
+            let picks = Tensor::<1, Int>::from_data(
+                TensorData::new(picks.clone(), [picks.len()]),
+                &run.device,
+            );
+            let generated = pool.clone().select(0, picks).autodiff();
+            let orphans =
+                soft_orphan_rate(decoder.decode_logits(generated), pipeline.card.thresholds);
+            loss = loss + orphans.mul_scalar(t.validity_weight);
+        }
         let loss_value = f64::from(loss.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &decoder);
         let lr = learning_rate(t.lr, state.step, t.steps, t.warmup);
@@ -253,19 +345,23 @@ pub fn train(run: DecoderRun<'_>, control: Control<'_>) -> Result<Outcome, Train
         state.step += 1;
         let mut message = None;
         if state.step.is_multiple_of(t.eval_every) || state.step == t.steps {
-            let h = figures(&decoder.valid())?;
+            let valid = decoder.valid();
+            let h = figures(&valid)?;
+            let generated = orphan_share(&valid, &held_out_generated, pipeline.card.thresholds);
             state.history.push(serde_json::json!({
+                "generated_orphans": generated,
                 "step": state.step, "loss": loss_value,
                 "onset_f1": h.exact.0, "frame_f1": h.exact.1,
                 "estimate_onset_f1": h.estimated.0, "estimate_orphans": h.estimated_orphans,
             }));
             message = Some(format!(
-                "step {}: held-out onset F1 {:.4} (exact latents), {:.4} (UNet estimates from step {}, {:.1} % of notes without an onset)",
+                "step {}: held-out onset F1 {:.4} (exact latents), {:.4} (UNet estimates from step {}, {:.1} % of notes without an onset); generated rolls: {:.1} % of notes without an onset",
                 state.step,
                 h.exact.0,
                 h.estimated.0,
                 t.max_t / 2,
-                100.0 * h.estimated_orphans
+                100.0 * h.estimated_orphans,
+                100.0 * generated
             ));
         }
         if state.step.is_multiple_of(t.checkpoint_every) {
@@ -280,26 +376,40 @@ pub fn train(run: DecoderRun<'_>, control: Control<'_>) -> Result<Outcome, Train
         });
     }
     save(&mut state, &decoder, &optim, &rng)?;
-    if finished {
+    // Like a diffusion run, a decoder fit leaves a usable model at every stop.
+    let metrics = {
         let decoder = decoder.valid();
         let before = figures(pipeline.autoencoder())?;
         let h = figures(&decoder)?;
         let mut windows: Vec<Roll> = val.iter().map(|(r, _)| r.clone()).collect();
         windows.extend_from_slice(&windows.clone());
-        // Tuned on exact and estimated latents alike: generated latents are neither.
-        let (thresholds, _) = best_thresholds(&h.logits, &windows);
+        // Tuned on exact and estimated latents alike: generated latents are neither. With the
+        // validity term the decoder learned its onsets at the card's thresholds: keep them.
+        let thresholds = if t.validity_weight > 0.0 {
+            pipeline.card.thresholds
+        } else {
+            best_thresholds(&h.logits, &windows).0
+        };
         let tuned = held_out_figures(&pipeline, &decoder, &val, t.max_t, thresholds, t.seed)?;
-        metrics = vec![
+        let generated_before = orphan_share(
+            pipeline.autoencoder(),
+            &held_out_generated,
+            pipeline.card.thresholds,
+        );
+        let generated_after = orphan_share(&decoder, &held_out_generated, thresholds);
+        let metrics = vec![
             ("onset_f1".into(), tuned.exact.0),
             ("frame_f1".into(), tuned.exact.1),
             ("estimate_onset_f1".into(), tuned.estimated.0),
             ("estimate_orphans".into(), tuned.estimated_orphans),
+            ("generated_orphans".into(), generated_after),
         ];
         let record = serde_json::json!({
             "from": run.model.display().to_string(),
             "data": run.data.display().to_string(),
             "held_out_data": run.val.map(|p| p.display().to_string()),
             "steps": state.step,
+            "finished": finished,
             "batch": t.batch,
             "wall_time_hours": state.elapsed_secs / 3600.0,
             "hardware": run.hardware,
@@ -307,14 +417,18 @@ pub fn train(run: DecoderRun<'_>, control: Control<'_>) -> Result<Outcome, Train
             "thresholds": thresholds,
             "held_out": {
                 "estimates_from_step": t.max_t / 2,
+                "generated_samples": 64,
                 "before": {"onset_f1": before.exact.0, "frame_f1": before.exact.1,
+                    "generated_orphans": generated_before,
                     "estimate_onset_f1": before.estimated.0, "estimate_orphans": before.estimated_orphans},
                 "after": {"onset_f1": tuned.exact.0, "frame_f1": tuned.exact.1,
+                    "generated_orphans": generated_after,
                     "estimate_onset_f1": tuned.estimated.0, "estimate_orphans": tuned.estimated_orphans},
             },
         });
         write_model(&run, &pipeline.card, &decoder, thresholds, record)?;
-    }
+        metrics
+    };
     Ok(Outcome {
         step: state.step,
         total: run.training.steps,
@@ -348,4 +462,37 @@ fn write_model(
     save_weights(decoder, &run.out.join(AUTOENCODER_FILE))?;
     card.save(run.out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Logits for one pitch row of `sustain`/`onset` flags: ±20 (certain) around thresholds 0.
+    fn logits(onset: &[bool], sustain: &[bool]) -> Tensor<4> {
+        let t = onset.len();
+        let data: Vec<f32> = onset
+            .iter()
+            .chain(sustain)
+            .map(|&f| if f { 20.0 } else { -20.0 })
+            .collect();
+        Tensor::from_data(TensorData::new(data, [1, 2, 1, t]), &Device::flex())
+    }
+
+    fn rate(onset: &[bool], sustain: &[bool]) -> f32 {
+        soft_orphan_rate(logits(onset, sustain), [0.0, 0.0]).into_scalar::<f32>()
+    }
+
+    #[test]
+    fn soft_orphan_rate_counts_runs_that_start_without_an_onset() {
+        let (x, o) = (true, false);
+        // Two notes, each starting at its onset: no orphans, even one at the window's start.
+        assert!(rate(&[x, o, o, x, o, o], &[x, x, o, x, x, x]) < 1e-3);
+        // The second run has no onset: one of two runs.
+        let r = rate(&[x, o, o, o, o, o], &[x, x, o, x, x, x]);
+        assert!((r - 0.5).abs() < 1e-3, "{r}");
+        // Sound that starts before its onset is an orphan run too.
+        let r = rate(&[o, x, o, o], &[x, x, x, o]);
+        assert!((r - 1.0).abs() < 2e-3, "{r}");
+    }
 }
