@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -223,32 +223,25 @@ pub fn train(run: AutoencoderRun<'_>, control: Control<'_>) -> Result<Outcome, T
     let ckpt_dir = checkpoint::dir_of(run.out);
     // burn's own generator draws the initial weights: seed it so runs are reproducible.
     ad.seed(run.training.seed);
-    let mut model = run.model.init(&ad);
-    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
-    let mut rng = ChaCha8Rng::seed_from_u64(run.training.seed);
-    let mut state = TrainState::new(
+    let fresh = run.model.init(&ad);
+    let run::Resumed {
+        module: mut model,
+        mut optim,
+        mut rng,
+        mut state,
+    } = run::start(
+        run.out,
+        &ckpt_dir,
         KIND,
-        model_json.clone(),
+        &model_json,
         serde_json::to_value(&run.training).expect("config serializes"),
-    );
-    if run.resume {
-        let resumed = run::resume(
-            &ckpt_dir,
-            KIND,
-            &model_json,
-            run.model.init(&run.device),
-            &run.device,
-            &ad,
-            optim,
-        )?;
-        (model, optim, rng, state) = (resumed.module, resumed.optim, resumed.rng, resumed.state);
-        state.resumed_with(serde_json::to_value(&run.training).expect("config serializes"));
-    }
-    std::fs::create_dir_all(run.out).map_err(|source| TrainError::Io {
-        path: run.out.to_path_buf(),
-        source,
-    })?;
-
+        fresh,
+        run.model.init(&run.device),
+        &run.device,
+        &ad,
+        run.training.seed,
+        run.resume,
+    )?;
     let t = &run.training;
     let weights = [t.onset_weight, t.sustain_weight];
     let mut throughput = Throughput::default();

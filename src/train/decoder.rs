@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
@@ -256,31 +256,24 @@ pub fn train(run: DecoderRun<'_>, control: Control<'_>) -> Result<Outcome, Train
     let model_json = serde_json::to_value(&config).expect("config serializes");
     let ad = run.device.clone().autodiff();
     let ckpt_dir = checkpoint_dir(run.out);
-    let mut decoder = pipeline.autoencoder().clone().fork(&ad).train();
-    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
-    let mut rng = ChaCha8Rng::seed_from_u64(run.training.seed);
-    let mut state = TrainState::new(
+    let run::Resumed {
+        module: mut decoder,
+        mut optim,
+        mut rng,
+        mut state,
+    } = run::start(
+        run.out,
+        &ckpt_dir,
         KIND,
-        model_json.clone(),
+        &model_json,
         serde_json::to_value(&run.training).expect("config serializes"),
-    );
-    if run.resume {
-        let resumed = run::resume(
-            &ckpt_dir,
-            KIND,
-            &model_json,
-            config.init(&run.device),
-            &run.device,
-            &ad,
-            optim,
-        )?;
-        (decoder, optim, rng, state) = (resumed.module, resumed.optim, resumed.rng, resumed.state);
-        state.resumed_with(serde_json::to_value(&run.training).expect("config serializes"));
-    }
-    std::fs::create_dir_all(run.out).map_err(|source| TrainError::Io {
-        path: run.out.to_path_buf(),
-        source,
-    })?;
+        pipeline.autoencoder().clone().fork(&ad).train(),
+        config.init(&run.device),
+        &run.device,
+        &ad,
+        run.training.seed,
+        run.resume,
+    )?;
     let t = &run.training;
     // Seeds far from the small ones `eval` and `generate` use, so no scored sample is trained on.
     let held_out_generated = generated_latents(&pipeline, 64, 2_000_000)?;

@@ -165,6 +165,46 @@ pub fn resume<M: burn::module::Module>(
     })
 }
 
+/// Where a run that trains one module starts, with the output folder `out` made: `fresh` (on
+/// the autodiff device `ad`), a new AdamW optimizer, a generator seeded with `seed` and a new
+/// state; or, with `resume`, all of them as the checkpoint in `dir` left them (loaded into
+/// `empty`, built on the plain `device`).
+#[allow(clippy::too_many_arguments)]
+pub fn start<M: burn::module::Module>(
+    out: &std::path::Path,
+    dir: &std::path::Path,
+    kind: &str,
+    model_config: &serde_json::Value,
+    training_config: serde_json::Value,
+    fresh: M,
+    empty: M,
+    device: &burn::tensor::Device,
+    ad: &burn::tensor::Device,
+    seed: u64,
+    resume: bool,
+) -> Result<Resumed<M>, TrainError> {
+    let optim = burn::optim::AdamWConfig::new()
+        .with_weight_decay(0.0)
+        .init();
+    let started = if resume {
+        let mut resumed = self::resume(dir, kind, model_config, empty, device, ad, optim)?;
+        resumed.state.resumed_with(training_config);
+        resumed
+    } else {
+        Resumed {
+            module: fresh,
+            optim,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            state: super::checkpoint::TrainState::new(kind, model_config.clone(), training_config),
+        }
+    };
+    std::fs::create_dir_all(out).map_err(|source| TrainError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    Ok(started)
+}
+
 /// Writes a run's checkpoint: weights, optimizer state, the generator's position and the
 /// wall time so far (`elapsed_secs`), plus `extra` files.
 pub fn save_checkpoint<M: burn::module::Module>(
