@@ -15,15 +15,15 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::autoencoder::{best_thresholds, held_out, rolls_f1, weighted_bce};
+use super::autoencoder::{best_thresholds, decode_all, held_out, rolls_f1, weighted_bce};
 use super::checkpoint::TrainState;
 use super::dataset::WindowSet;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
     AUTOENCODER_FILE, Autoencoder, GenerateRequest, ModelCard, Pipeline, UNET_FILE,
-    logits_to_rolls, rolls_to_tensor, save_weights,
+    rolls_to_tensor, save_weights,
 };
-use crate::roll::{Mending, Roll, Style, Validity};
+use crate::roll::{Roll, Style, Validity};
 
 pub const KIND: &str = "decoder";
 /// Beside the diffusion run's `checkpoint/` in the same model folder.
@@ -172,74 +172,76 @@ fn generated_latents(
         .denormalize(Tensor::cat(parts, 0)))
 }
 
-/// Share of notes without an onset when `decoder` decodes `latents` at `thresholds`.
-fn orphan_share(decoder: &Autoencoder, latents: &Tensor<4>, thresholds: [f32; 2]) -> f64 {
-    let n = latents.dims()[0];
-    let (mut orphans, mut notes) = (0, 0);
-    for start in (0..n).step_by(32) {
-        let chunk = latents.clone().narrow(0, start, 32.min(n - start));
-        for (roll, v) in
-            logits_to_rolls(decoder.decode_logits(chunk), thresholds, Mending::default())
-        {
-            orphans += v.orphan_notes;
-            notes += roll.note_count();
-        }
-    }
+/// Share of notes without an onset in `decoded` rolls (counted before mending).
+fn orphan_ratio(decoded: &[(Roll, Validity)]) -> f64 {
+    let (orphans, notes) = decoded.iter().fold((0, 0), |(o, n), (roll, v)| {
+        (o + v.orphan_notes, n + roll.note_count())
+    });
     orphans as f64 / notes.max(1) as f64
 }
 
-/// Held-out figures of a decoder: onset and frame F1 of the exact round trip and of the
-/// UNet's estimates from step `max_t / 2`, with the estimates' share of notes without an
-/// onset. The logits come back too (exact first, then estimates) for tuning thresholds.
-struct HeldOut {
-    exact: (f64, f64),
-    estimated: (f64, f64),
-    estimated_orphans: f64,
-    logits: Vec<Tensor<4>>,
+/// Share of notes without an onset when `decoder` decodes `latents` at `thresholds`.
+fn orphan_share(decoder: &Autoencoder, latents: &Tensor<4>, thresholds: [f32; 2]) -> f64 {
+    let n = latents.dims()[0];
+    let logits: Vec<Tensor<4>> = (0..n)
+        .step_by(32)
+        .map(|start| decoder.decode_logits(latents.clone().narrow(0, start, 32.min(n - start))))
+        .collect();
+    orphan_ratio(&decode_all(&logits, thresholds))
 }
 
-fn held_out_figures(
+/// A decoder's logits for the held-out windows, in chunks: from their exact latents, and from
+/// the UNet's estimates after noising them to step `max_t / 2`.
+struct HeldOutLogits {
+    exact: Vec<Tensor<4>>,
+    estimated: Vec<Tensor<4>>,
+}
+
+fn held_out_logits(
     pipeline: &Pipeline,
     decoder: &Autoencoder,
     val: &[(Roll, Style)],
     max_t: usize,
-    thresholds: [f32; 2],
     seed: u64,
-) -> Result<HeldOut, TrainError> {
+) -> Result<HeldOutLogits, TrainError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut exact = Vec::new();
-    let mut estimated = Vec::new();
+    let norm = pipeline.card.latent_norm();
+    let mut logits = HeldOutLogits {
+        exact: Vec::new(),
+        estimated: Vec::new(),
+    };
     for chunk in val.chunks(32) {
-        let rolls: Vec<Roll> = chunk.iter().map(|(r, _)| r.clone()).collect();
-        let styles: Vec<Style> = chunk.iter().map(|(_, s)| *s).collect();
-        let refs: Vec<&Roll> = rolls.iter().collect();
+        let refs: Vec<&Roll> = chunk.iter().map(|(r, _)| r).collect();
         let z = pipeline
             .autoencoder()
             .encode(rolls_to_tensor(&refs, pipeline.device()));
-        exact.push(decoder.decode_logits(z.clone()));
-        let norm = pipeline.card.latent_norm();
-        let steps = vec![max_t / 2; rolls.len()];
-        let labels: Vec<i64> = styles.iter().map(|s| s.index() as i64).collect();
+        logits.exact.push(decoder.decode_logits(z.clone()));
+        let steps = vec![max_t / 2; chunk.len()];
+        let labels: Vec<i64> = chunk.iter().map(|(_, s)| s.index() as i64).collect();
         let estimate = pipeline.clean_estimate(norm.normalize(z), &steps, &labels, &mut rng)?;
-        estimated.push(decoder.decode_logits(norm.denormalize(estimate)));
-    }
-    let windows: Vec<Roll> = val.iter().map(|(r, _)| r.clone()).collect();
-    let decode = |logits: &[Tensor<4>]| -> Vec<(Roll, Validity)> {
         logits
-            .iter()
-            .flat_map(|l| logits_to_rolls(l.clone(), thresholds, Mending::default()))
-            .collect()
-    };
-    let decoded_estimates = decode(&estimated);
-    let (orphans, notes) = decoded_estimates.iter().fold((0, 0), |(o, n), (roll, v)| {
-        (o + v.orphan_notes, n + roll.note_count())
-    });
-    Ok(HeldOut {
-        exact: rolls_f1(&decode(&exact), &windows),
-        estimated: rolls_f1(&decoded_estimates, &windows),
-        estimated_orphans: orphans as f64 / notes.max(1) as f64,
-        logits: exact.into_iter().chain(estimated).collect(),
-    })
+            .estimated
+            .push(decoder.decode_logits(norm.denormalize(estimate)));
+    }
+    Ok(logits)
+}
+
+/// Held-out figures of a decoder's logits decoded at `thresholds`: onset and frame F1 of the
+/// exact round trip and of the estimates against `windows`, and the estimates' share of notes
+/// without an onset.
+struct HeldOut {
+    exact: (f64, f64),
+    estimated: (f64, f64),
+    estimated_orphans: f64,
+}
+
+fn score(logits: &HeldOutLogits, windows: &[Roll], thresholds: [f32; 2]) -> HeldOut {
+    let estimated = decode_all(&logits.estimated, thresholds);
+    HeldOut {
+        exact: rolls_f1(&decode_all(&logits.exact, thresholds), windows),
+        estimated: rolls_f1(&estimated, windows),
+        estimated_orphans: orphan_ratio(&estimated),
+    }
 }
 
 pub fn train(run: DecoderRun<'_>, control: Control<'_>) -> Result<Outcome, TrainError> {
@@ -293,15 +295,15 @@ pub fn train(run: DecoderRun<'_>, control: Control<'_>) -> Result<Outcome, Train
         let elapsed = elapsed_before + started.elapsed().as_secs_f64();
         run::save_checkpoint(&ckpt_dir, state, elapsed, decoder, optim, rng, &[])
     };
-    let figures = |decoder: &Autoencoder| {
-        held_out_figures(
-            &pipeline,
-            decoder,
-            &val,
-            t.max_t,
+    let windows: Vec<Roll> = val.iter().map(|(r, _)| r.clone()).collect();
+    let logits_of =
+        |decoder: &Autoencoder| held_out_logits(&pipeline, decoder, &val, t.max_t, t.seed);
+    let figures = |decoder: &Autoencoder| -> Result<HeldOut, TrainError> {
+        Ok(score(
+            &logits_of(decoder)?,
+            &windows,
             pipeline.card.thresholds,
-            t.seed,
-        )
+        ))
     };
     let mut finished = true;
     while state.step < t.steps {
@@ -373,17 +375,21 @@ pub fn train(run: DecoderRun<'_>, control: Control<'_>) -> Result<Outcome, Train
     let metrics = {
         let decoder = decoder.valid();
         let before = figures(pipeline.autoencoder())?;
-        let h = figures(&decoder)?;
-        let mut windows: Vec<Roll> = val.iter().map(|(r, _)| r.clone()).collect();
-        windows.extend_from_slice(&windows.clone());
+        let logits = logits_of(&decoder)?;
         // Tuned on exact and estimated latents alike: generated latents are neither. With the
         // validity term the decoder learned its onsets at the card's thresholds: keep them.
         let thresholds = if t.validity_weight > 0.0 {
             pipeline.card.thresholds
         } else {
-            best_thresholds(&h.logits, &windows).0
+            let both: Vec<Tensor<4>> = logits
+                .exact
+                .iter()
+                .chain(&logits.estimated)
+                .cloned()
+                .collect();
+            best_thresholds(&both, &[windows.clone(), windows.clone()].concat()).0
         };
-        let tuned = held_out_figures(&pipeline, &decoder, &val, t.max_t, thresholds, t.seed)?;
+        let tuned = score(&logits, &windows, thresholds);
         let generated_before = orphan_share(
             pipeline.autoencoder(),
             &held_out_generated,
