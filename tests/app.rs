@@ -238,6 +238,49 @@ fn clean_up_rounds_run_after_the_main_pass_and_are_shown_too() {
 }
 
 #[test]
+fn a_model_that_recommends_refining_gets_it_and_the_checkbox_turns_it_off_and_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny_model(&model);
+    let mut card = ModelCard::load(&model).unwrap();
+    let refine = diffroll::model::Refine {
+        steps: 2,
+        rate: 0.1,
+        keep: 0.3,
+        temperature: 2.0,
+    };
+    card.defaults.refine = Some(refine);
+    card.save(&model).unwrap();
+    let mut h = harness_with(&model, &tmp.path().join("take.mid"), |s| {
+        s.steps = 3;
+        // As on first start: the model's recommendations are not applied yet.
+        s.defaults_from = None;
+    });
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    h.run_steps(2);
+    assert_eq!(
+        app(&h).settings.refine,
+        Some(refine),
+        "the card's refinement"
+    );
+    h.get_by_label("Generate").click();
+    step_until(&mut h, "refined take finished", |a| {
+        !a.is_generating() && !a.history.is_empty()
+    });
+    h.get_by_label("Refine notes").click();
+    h.run_steps(2);
+    assert_eq!(app(&h).settings.refine, None);
+    h.get_by_label("Refine notes").click();
+    h.run_steps(2);
+    assert_eq!(
+        app(&h).settings.refine,
+        Some(diffroll::model::Refine::RECOMMENDED)
+    );
+}
+
+#[test]
 fn escape_cancels_within_one_step_and_keeps_the_app_usable() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");

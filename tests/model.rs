@@ -233,6 +233,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
         guidance: 2.0,
         tempo_bpm: 100.0,
         restart: None,
+        refine: None,
     };
     let mut seen_steps = Vec::new();
     let mut on_step = |e: diffroll::model::StepEvent<'_>| {
@@ -292,6 +293,22 @@ fn train_resume_generate_is_exact_and_deterministic() {
     };
     assert_ne!(latents(&r1), latents(&a));
 
+    // Refinement moves the sampled latent, reproducibly.
+    let refine = diffroll::model::Refine {
+        steps: 3,
+        rate: 0.1,
+        keep: 0.3,
+        temperature: 2.0,
+    };
+    let refined = GenerateRequest {
+        refine: Some(refine),
+        ..request.clone()
+    };
+    let m1 = pipeline.generate(&refined, None, None).unwrap();
+    let m2 = pipeline.generate(&refined, None, None).unwrap();
+    assert_eq!(latents(&m1), latents(&m2));
+    assert_ne!(latents(&m1), latents(&a));
+
     // `eval --model` generates per style and scores each style against its own real music.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffroll"))
         .args([
@@ -343,7 +360,8 @@ fn train_resume_generate_is_exact_and_deterministic() {
         assert!((0.0..=1.0).contains(&oa), "{who}: {oa}");
     }
 
-    // Inpainting bars 3-6 keeps bars 1-2 and 7-8 as the autoencoder reconstructs them.
+    // Inpainting bars 3-6 keeps bars 1-2 and 7-8 as the autoencoder reconstructs them, with
+    // refinement too (it moves only the generated bars).
     let (set, _) = WindowSet::scan(&fixtures(), 8).unwrap();
     let (source, _) = set.fixed(1).remove(0);
     let keep: Vec<bool> = (0..128).map(|t| !(32..96).contains(&t)).collect();
@@ -351,6 +369,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
         .inpaint(
             &GenerateRequest {
                 count: 2,
+                refine: Some(refine),
                 ..request.clone()
             },
             &source,
@@ -531,6 +550,7 @@ fn wgpu_and_cpu_give_the_same_notes() {
             steps: 2,
             rounds: 1,
         }),
+        refine: None,
     };
     let cpu = Pipeline::load(&model, &Device::flex()).unwrap();
     let gpu_device = diffroll::device::choose(diffroll::device::DeviceRequest::Gpu)
@@ -663,6 +683,7 @@ fn fitting_the_decoder_leaves_encoder_and_unet_alone_and_resumes_exactly() {
         guidance: 1.0,
         tempo_bpm: 100.0,
         restart: None,
+        refine: None,
     };
     assert_eq!(
         pipeline.generate(&request, None, None).unwrap().rolls.len(),

@@ -21,7 +21,7 @@ use crate::audio::{InstrumentSpec, Sequence};
 use crate::device::DeviceRequest;
 use crate::fsutil::atomic_write;
 use crate::model::catalog::{self, ModelEntry};
-use crate::model::{GenerateRequest, Restart, SamplerKind};
+use crate::model::{GenerateRequest, Refine, Restart, SamplerKind};
 use crate::roll::{DEFAULT_TEMPO_BPM, Roll, STEPS_PER_BEAT, Style};
 use playback::{Output, Playback, Status};
 use roll_view::{RollImage, RollView};
@@ -53,6 +53,8 @@ pub struct Settings {
     pub guidance: f32,
     /// Restart passes after the main one (rounds 0: none).
     pub restart: Restart,
+    /// Validity refinement of each take's latent (the model's recommendation; `None`: off).
+    pub refine: Option<Refine>,
     pub seed: u64,
     /// Keep the seed between takes (otherwise each Generate draws a new one).
     pub lock_seed: bool,
@@ -76,6 +78,7 @@ impl Default for Settings {
             steps: 25,
             guidance: 1.0,
             restart: NO_RESTART,
+            refine: None,
             seed: 1,
             lock_seed: false,
             tempo: None,
@@ -380,6 +383,7 @@ impl DiffrollApp {
             guidance: self.settings.guidance,
             tempo_bpm: self.tempo_for(self.settings.style),
             restart: Some(self.settings.restart).filter(|r| r.rounds > 0),
+            refine: self.settings.refine,
         };
         self.previews_seen = 0;
         self.progress = Some(Progress {
@@ -550,6 +554,7 @@ impl DiffrollApp {
                     self.settings.steps = defaults.steps;
                     self.settings.guidance = defaults.guidance;
                     self.settings.restart = defaults.restart.unwrap_or(NO_RESTART);
+                    self.settings.refine = defaults.refine;
                     self.settings.style = defaults.style;
                     self.settings.defaults_from = Some(dir.clone());
                 }

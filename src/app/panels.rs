@@ -5,7 +5,7 @@ use egui::{Color32, RichText, Sense, Ui, Vec2};
 
 use super::playback::Output;
 use super::{DiffrollApp, ModelStatus};
-use crate::model::SamplerKind;
+use crate::model::{Refine, SamplerKind};
 use crate::roll::{PITCHES, Roll, Style};
 
 pub fn top_bar(app: &mut DiffrollApp, ui: &mut Ui) {
@@ -247,6 +247,17 @@ fn generation_section(app: &mut DiffrollApp, ui: &mut Ui) {
                 "Restart rounds after the main pass: each re-noises the piece slightly and \
                  denoises it again, which mends broken and unstarted notes (more time)",
             );
+        let mut refine = s.refine.is_some();
+        if ui
+            .checkbox(&mut refine, "Refine notes")
+            .on_hover_text(
+                "After sampling, nudge the piece until every note the decoder draws has its \
+                 start (a few decoder passes; off: notes without a start are patched up)",
+            )
+            .changed()
+        {
+            s.refine = refine.then_some(Refine::RECOMMENDED);
+        }
         ui.horizontal(|ui| {
             let label = ui.label("Seed");
             ui.add(egui::DragValue::new(&mut s.seed).range(0..=u32::MAX))

@@ -43,6 +43,9 @@ struct Report {
     unet_step_guided_ms: f64,
     unet_gflops_per_s: f64,
     decode_ms: f64,
+    /// The model's validity refinement after sampling; `None`: it has none.
+    refine_passes: Option<usize>,
+    refine_ms: Option<f64>,
     end_to_end_ms: f64,
     end_to_end_steps: usize,
 }
@@ -104,6 +107,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let decode_ms = median_ms(args.reps, &device, || {
         let _ = pipeline.decode(x1.clone());
     });
+    let refine = card.defaults.refine;
+    let refine_ms = refine.map(|r| {
+        let norm = card.latent_norm();
+        median_ms(args.reps.div_ceil(4), &device, || {
+            let _ = crate::model::validity::refine(
+                pipeline.autoencoder(),
+                &norm,
+                x1.clone(),
+                card.thresholds,
+                r,
+                None,
+            );
+        })
+    });
     let steps = card.defaults.steps;
     let request = GenerateRequest {
         count: 1,
@@ -114,6 +131,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         guidance: card.defaults.guidance,
         tempo_bpm: 120.0,
         restart: card.defaults.restart,
+        refine: card.defaults.refine,
     };
     let e2e_ms = median_ms(args.reps.div_ceil(4), &device, || {
         let _ = pipeline.generate(&request, None, None);
@@ -132,6 +150,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         unet_step_guided_ms: guided_ms,
         unet_gflops_per_s: unet_flops as f64 / 1e9 / (step_ms / 1000.0),
         decode_ms,
+        refine_passes: refine.map(|r| r.steps),
+        refine_ms,
         end_to_end_ms: e2e_ms,
         end_to_end_steps: steps,
     };
@@ -157,13 +177,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "decode            {:.1} ms ({:.2} GFLOP)",
         decode_ms, report.decode_gflops
     );
+    let refining = refine_ms.unwrap_or(0.0);
+    if let (Some(passes), Some(ms)) = (report.refine_passes, refine_ms) {
+        println!("refine notes      {ms:.1} ms ({passes} decoder passes with gradients)");
+    }
     println!(
-        "8 bars, {} steps  {:.0} ms end to end: sampling ≈ {:.0} ms, decode ≈ {:.0} ms, rest ≈ {:.0} ms (guidance {})",
+        "8 bars, {} steps  {:.0} ms end to end: sampling ≈ {:.0} ms, decode ≈ {:.0} ms, refining ≈ {:.0} ms, rest ≈ {:.0} ms (guidance {})",
         steps,
         e2e_ms,
         sampling,
         decode_ms,
-        (e2e_ms - sampling - decode_ms).max(0.0),
+        refining,
+        (e2e_ms - sampling - decode_ms - refining).max(0.0),
         card.defaults.guidance
     );
     Ok(())

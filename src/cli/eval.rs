@@ -66,6 +66,10 @@ pub struct EvalArgs {
     /// card's default.
     #[arg(long, requires = "model")]
     pub restart: Option<super::RestartArg>,
+    /// With --model: validity refinement STEPS,RATE,KEEP,TEMPERATURE or "none", instead of
+    /// the card's default.
+    #[arg(long, requires = "model")]
+    pub refine: Option<super::RefineArg>,
     /// With --model: clear onset-less sustain runs of at most N steps instead of repairing them
     /// (the card's `drop_blips` otherwise; 0: repair all).
     #[arg(long, requires = "model")]
@@ -219,6 +223,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             if let Some(restart) = args.restart {
                 pipeline.card.defaults.restart = restart.0;
             }
+            if let Some(refine) = args.refine {
+                pipeline.card.defaults.refine = refine.0;
+            }
             if let Some(sampler) = args.sampler {
                 pipeline.card.defaults.sampler = sampler;
             }
@@ -259,6 +266,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     guidance: pipeline.card.defaults.guidance,
                     tempo_bpm: style.default_tempo(),
                     restart: pipeline.card.defaults.restart,
+                    refine: pipeline.card.defaults.refine,
                 };
                 let generated = pipeline.generate(&request, None, None)?;
                 repaired.extend(generated.repaired);
@@ -437,6 +445,7 @@ fn inpaint_score(
             guidance: defaults.guidance,
             tempo_bpm: roll.tempo_bpm,
             restart: defaults.restart,
+            refine: defaults.refine,
         };
         let generated = pipeline.inpaint(&request, roll, &keep, None, None)?;
         filled.extend(generated.rolls.iter().map(|r| r.window(from, len)));

@@ -39,6 +39,10 @@ pub struct GenerateArgs {
     /// a round thin the music out.
     #[arg(long)]
     pub restart: Option<super::RestartArg>,
+    /// Validity refinement of each piece's latent: STEPS,RATE,KEEP,TEMPERATURE (e.g.
+    /// 20,0.05,1,2), or "none" (default: the model's recommendation).
+    #[arg(long)]
+    pub refine: Option<super::RefineArg>,
     /// Tempo in BPM written to the files (default: typical for the style).
     #[arg(long)]
     pub tempo: Option<f32>,
@@ -72,6 +76,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         guidance: args.guidance.unwrap_or(defaults.guidance),
         tempo_bpm: args.tempo.unwrap_or(0.0),
         restart: args.restart.map_or(defaults.restart, |r| r.0),
+        refine: args.refine.map_or(defaults.refine, |r| r.0),
     };
     let started = Instant::now();
     let generated = pipeline.generate(&request, None, None)?;
@@ -128,8 +133,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let restart = request
         .restart
         .map_or(String::new(), |r| format!(", restart {r}"));
+    let refine = request
+        .refine
+        .map_or(String::new(), |r| format!(", refine {r}"));
     eprintln!(
-        "{} piece(s), seed {seed}, {} {} steps{restart}, guidance {}, in {:.2} s",
+        "{} piece(s), seed {seed}, {} {} steps{restart}{refine}, guidance {}, in {:.2} s",
         args.count, request.sampler, request.steps, request.guidance, secs
     );
     Ok(())

@@ -119,6 +119,23 @@ impl DeviceArgs {
     }
 }
 
+/// `--refine STEPS,RATE,KEEP,TEMPERATURE`, or `--refine none` to turn off a model's
+/// recommended validity refinement.
+#[derive(Debug, Clone, Copy)]
+pub struct RefineArg(pub Option<crate::model::Refine>);
+
+impl std::str::FromStr for RefineArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("none") || s == "0" {
+            Ok(RefineArg(None))
+        } else {
+            s.parse().map(|r| RefineArg(Some(r)))
+        }
+    }
+}
+
 /// `--restart T,STEPS,ROUNDS`, or `--restart none` to turn off a model's recommended restarts.
 #[derive(Debug, Clone, Copy)]
 pub struct RestartArg(pub Option<crate::model::Restart>);

@@ -12,6 +12,7 @@ pub mod sampler;
 pub mod schedule;
 mod store;
 mod unet;
+pub mod validity;
 
 pub use autoencoder::{Autoencoder, AutoencoderConfig};
 pub use latent::LatentNorm;
@@ -23,6 +24,7 @@ pub use store::{
     load_weights_bytes, save_weights, weights_to_bytes,
 };
 pub use unet::{UNet, UNetConfig};
+pub use validity::Refine;
 
 use burn::tensor::{Device, Tensor, TensorData};
 

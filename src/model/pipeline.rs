@@ -11,6 +11,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::sampler::{self, Restart, SampleOptions, SamplerKind};
 use super::store::{AUTOENCODER_FILE, ModelCard, ModelError, UNET_FILE, load_weights};
+use super::validity::{self, Refine};
 use super::{Autoencoder, Schedule, UNet, logits_to_rolls};
 use crate::roll::{PITCHES, Roll, Style, Validity, WINDOW_STEPS};
 
@@ -28,6 +29,9 @@ pub struct GenerateRequest {
     pub tempo_bpm: f32,
     /// Restart rounds after the main pass (see [`Restart`]); `None`: the main pass alone.
     pub restart: Option<Restart>,
+    /// Validity refinement of the sampled latent (see [`Refine`]); `None`: the sampler's
+    /// latent as it is.
+    pub refine: Option<Refine>,
 }
 
 /// One step of a generation in progress.
@@ -310,6 +314,7 @@ impl Pipeline {
             // v = a ε − s x0 and x_t = a x0 + s ε give ε = s x_t + a v.
             x.mul_scalar(s) + v.mul_scalar(a)
         };
+        let kept = known.as_ref().map(|(_, mask)| mask.clone());
         let mut noise = |shape: [usize; 4]| normal(&mut rng, shape, &self.device);
         let mut report = |info: sampler::StepInfo<'_>| {
             if let Some(cb) = on_step.as_mut() {
@@ -340,6 +345,17 @@ impl Pipeline {
             &mut report,
         )
         .map_err(|_| ModelError::Cancelled)?;
+        let z = match request.refine {
+            Some(r) => validity::refine(
+                &self.autoencoder,
+                &self.card.latent_norm(),
+                z,
+                self.card.thresholds,
+                r,
+                kept.as_ref(),
+            ),
+            None => z,
+        };
         let decoded = self.decode(z.clone());
         let mut rolls = Vec::with_capacity(b);
         let mut repaired = Vec::with_capacity(b);

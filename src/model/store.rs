@@ -63,6 +63,9 @@ pub struct Defaults {
     /// Restart rounds the model's quality figures were measured with (older cards: none).
     #[serde(default)]
     pub restart: Option<crate::model::Restart>,
+    /// Validity refinement the quality figures were measured with (older cards: none).
+    #[serde(default)]
+    pub refine: Option<crate::model::Refine>,
 }
 
 impl Default for Defaults {
@@ -73,6 +76,7 @@ impl Default for Defaults {
             guidance: 1.0,
             style: None,
             restart: None,
+            refine: None,
         }
     }
 }

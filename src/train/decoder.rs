@@ -10,7 +10,6 @@ use std::time::Instant;
 use burn::config::Config;
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,6 +18,7 @@ use super::autoencoder::{best_thresholds, decode_all, held_out, rolls_f1, weight
 use super::checkpoint::TrainState;
 use super::dataset::WindowSet;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
+use crate::model::validity::soft_orphan_rate;
 use crate::model::{
     AUTOENCODER_FILE, Autoencoder, GenerateRequest, ModelCard, Pipeline, UNET_FILE,
     rolls_to_tensor, save_weights,
@@ -124,26 +124,6 @@ fn decoder_inputs(
     })
 }
 
-/// The soft share of sustain runs that begin without an onset, from decoder logits decoded at
-/// `thresholds`: a differentiable stand-in for the orphan rate decoding counts (a run begins
-/// where a step sounds and the one before it does not; silence before the window).
-pub fn soft_orphan_rate(logits: Tensor<4>, thresholds: [f32; 2]) -> Tensor<1> {
-    let [b, _, p, t] = logits.dims();
-    let device = logits.device();
-    let onset = sigmoid(logits.clone().narrow(1, 0, 1).sub_scalar(thresholds[0]));
-    let sustain = sigmoid(logits.narrow(1, 1, 1).sub_scalar(thresholds[1]));
-    let before = Tensor::cat(
-        vec![
-            Tensor::zeros([b, 1, p, 1], &device),
-            sustain.clone().narrow(3, 0, t - 1),
-        ],
-        3,
-    );
-    let starts = sustain * before.neg().add_scalar(1.0);
-    let orphans = starts.clone() * onset.neg().add_scalar(1.0);
-    orphans.sum() / starts.sum().add_scalar(1e-3)
-}
-
 /// `count` latents the model generates with its card's sampler settings, styles in turn,
 /// unnormalised (as the decoder takes them). Seeds start at `seed`.
 fn generated_latents(
@@ -163,6 +143,8 @@ fn generated_latents(
             guidance: d.guidance,
             tempo_bpm: 100.0,
             restart: d.restart,
+            // The decoder is fitted to what the sampler itself hands it.
+            refine: None,
         };
         parts.push(pipeline.generate(&request, None, None)?.latents);
     }
@@ -461,37 +443,4 @@ fn write_model(
     save_weights(decoder, &run.out.join(AUTOENCODER_FILE))?;
     card.save(run.out)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Logits for one pitch row of `sustain`/`onset` flags: ±20 (certain) around thresholds 0.
-    fn logits(onset: &[bool], sustain: &[bool]) -> Tensor<4> {
-        let t = onset.len();
-        let data: Vec<f32> = onset
-            .iter()
-            .chain(sustain)
-            .map(|&f| if f { 20.0 } else { -20.0 })
-            .collect();
-        Tensor::from_data(TensorData::new(data, [1, 2, 1, t]), &Device::flex())
-    }
-
-    fn rate(onset: &[bool], sustain: &[bool]) -> f32 {
-        soft_orphan_rate(logits(onset, sustain), [0.0, 0.0]).into_scalar::<f32>()
-    }
-
-    #[test]
-    fn soft_orphan_rate_counts_runs_that_start_without_an_onset() {
-        let (x, o) = (true, false);
-        // Two notes, each starting at its onset: no orphans, even one at the window's start.
-        assert!(rate(&[x, o, o, x, o, o], &[x, x, o, x, x, x]) < 1e-3);
-        // The second run has no onset: one of two runs.
-        let r = rate(&[x, o, o, o, o, o], &[x, x, o, x, x, x]);
-        assert!((r - 0.5).abs() < 1e-3, "{r}");
-        // Sound that starts before its onset is an orphan run too.
-        let r = rate(&[o, x, o, o], &[x, x, x, o]);
-        assert!((r - 1.0).abs() < 2e-3, "{r}");
-    }
 }
