@@ -65,11 +65,11 @@ pub struct EvalArgs {
     /// With --model: restart rounds T,STEPS,ROUNDS (e.g. 100,6,4) or "none", instead of the
     /// card's default.
     #[arg(long, requires = "model")]
-    pub restart: Option<super::RestartArg>,
+    pub restart: Option<super::OrNone<crate::model::Restart>>,
     /// With --model: validity refinement STEPS,RATE,KEEP,TEMPERATURE or "none", instead of
     /// the card's default.
     #[arg(long, requires = "model")]
-    pub refine: Option<super::RefineArg>,
+    pub refine: Option<super::OrNone<crate::model::Refine>>,
     /// With --model: clear onset-less sustain runs of at most N steps instead of repairing them
     /// (the card's `drop_blips` otherwise; 0: repair all).
     #[arg(long, requires = "model")]

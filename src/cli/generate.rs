@@ -38,11 +38,11 @@ pub struct GenerateArgs {
     /// the model's recommendation). Fewer notes without an onset, more time; fewer than 6 steps
     /// a round thin the music out.
     #[arg(long)]
-    pub restart: Option<super::RestartArg>,
+    pub restart: Option<super::OrNone<crate::model::Restart>>,
     /// Validity refinement of each piece's latent: STEPS,RATE,KEEP,TEMPERATURE (e.g.
-    /// 20,0.05,1,2), or "none" (default: the model's recommendation).
+    /// 20,0.1,0.3,2), or "none" (default: the model's recommendation).
     #[arg(long)]
-    pub refine: Option<super::RefineArg>,
+    pub refine: Option<super::OrNone<crate::model::Refine>>,
     /// Tempo in BPM written to the files (default: typical for the style).
     #[arg(long)]
     pub tempo: Option<f32>,

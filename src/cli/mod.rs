@@ -119,35 +119,19 @@ impl DeviceArgs {
     }
 }
 
-/// `--refine STEPS,RATE,KEEP,TEMPERATURE`, or `--refine none` to turn off a model's
-/// recommended validity refinement.
+/// A setting a model may recommend, given on the command line as its value or as "none" (or
+/// 0) to turn the recommendation off: `--restart none`, `--refine none`.
 #[derive(Debug, Clone, Copy)]
-pub struct RefineArg(pub Option<crate::model::Refine>);
+pub struct OrNone<T>(pub Option<T>);
 
-impl std::str::FromStr for RefineArg {
+impl<T: std::str::FromStr<Err = String>> std::str::FromStr for OrNone<T> {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.eq_ignore_ascii_case("none") || s == "0" {
-            Ok(RefineArg(None))
+            Ok(OrNone(None))
         } else {
-            s.parse().map(|r| RefineArg(Some(r)))
-        }
-    }
-}
-
-/// `--restart T,STEPS,ROUNDS`, or `--restart none` to turn off a model's recommended restarts.
-#[derive(Debug, Clone, Copy)]
-pub struct RestartArg(pub Option<crate::model::Restart>);
-
-impl std::str::FromStr for RestartArg {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.eq_ignore_ascii_case("none") || s == "0" {
-            Ok(RestartArg(None))
-        } else {
-            s.parse().map(|r| RestartArg(Some(r)))
+            s.parse().map(|r| OrNone(Some(r)))
         }
     }
 }

@@ -88,7 +88,7 @@ impl std::fmt::Display for Refine {
 impl std::str::FromStr for Refine {
     type Err = String;
 
-    /// `STEPS,RATE,KEEP,TEMPERATURE`, e.g. `20,0.05,1,2`.
+    /// `STEPS,RATE,KEEP,TEMPERATURE`, e.g. `20,0.1,0.3,2`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split(',').map(str::trim).collect();
         let numbers: Option<Vec<f32>> = parts.iter().map(|p| p.parse().ok()).collect();
@@ -109,7 +109,7 @@ impl std::str::FromStr for Refine {
             }
             _ => Err(format!(
                 "refine '{s}' must be STEPS,RATE,KEEP,TEMPERATURE: a whole number of steps, a \
-                 positive rate and temperature, a pull of 0 or more (e.g. 20,0.05,1,2)"
+                 positive rate and temperature, a pull of 0 or more (e.g. 20,0.1,0.3,2)"
             )),
         }
     }
@@ -230,5 +230,23 @@ mod tests {
         );
         let moved = (held - z).abs().max().into_scalar::<f32>();
         assert!(moved < 1e-3, "{moved}");
+    }
+
+    #[test]
+    fn refine_settings_parse_print_and_refuse_nonsense() {
+        let r: Refine = "20,0.1,0.3,2".parse().unwrap();
+        assert_eq!(r, Refine::RECOMMENDED);
+        assert_eq!(r.to_string().parse::<Refine>().unwrap(), r);
+        for bad in [
+            "",
+            "20,0.1,0.3",
+            "2.5,0.1,0.3,2",
+            "0,0.1,0.3,2",
+            "20,-1,0.3,2",
+            "20,0.1,0.3,0",
+        ] {
+            let err = bad.parse::<Refine>().unwrap_err();
+            assert!(err.contains("STEPS,RATE,KEEP,TEMPERATURE"), "{bad}: {err}");
+        }
     }
 }
