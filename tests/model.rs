@@ -564,6 +564,26 @@ fn wgpu_and_cpu_give_the_same_notes() {
     for (x, y) in a.rolls.iter().zip(&b.rolls) {
         assert_eq!(x.notes(), y.notes());
     }
+    // Refinement takes gradients on the GPU too (autodiff over wgpu).
+    let refined = GenerateRequest {
+        refine: Some(diffroll::model::Refine::RECOMMENDED),
+        ..request.clone()
+    };
+    let r = gpu.generate(&refined, None, None).unwrap();
+    assert_eq!(r.latents.dims(), b.latents.dims());
+    let orphans = |g: &diffroll::model::Generated| -> usize {
+        g.repaired.iter().map(|v| v.orphan_notes).sum()
+    };
+    assert!(
+        orphans(&b) == 0 || r.latents.to_data() != b.latents.to_data(),
+        "orphans were drawn ({}) and refinement moved nothing",
+        orphans(&b)
+    );
+    eprintln!(
+        "notes without an onset on the GPU: {} before refinement, {} after",
+        orphans(&b),
+        orphans(&r)
+    );
     // The same weights compute the same numbers on both backends, to float rounding.
     let numbers = |p: &Pipeline, device: &Device| -> Vec<f32> {
         let x = burn::tensor::Tensor::<4>::from_data(
