@@ -54,6 +54,7 @@ pub struct Settings {
     /// Restart passes after the main one (rounds 0: none).
     pub restart: Restart,
     /// Validity refinement of each take's latent (the model's recommendation; `None`: off).
+    /// On by default, so settings saved before it existed turn it on too.
     pub refine: Option<Refine>,
     pub seed: u64,
     /// Keep the seed between takes (otherwise each Generate draws a new one).
@@ -78,7 +79,7 @@ impl Default for Settings {
             steps: 25,
             guidance: 1.0,
             restart: NO_RESTART,
-            refine: None,
+            refine: Some(Refine::RECOMMENDED),
             seed: 1,
             lock_seed: false,
             tempo: None,
@@ -844,4 +845,33 @@ pub fn run(options: AppOptions) -> anyhow::Result<()> {
         Box::new(|cc| Ok(Box::new(DiffrollApp::new(cc, options)))),
     )
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_saved_before_refinement_existed_turn_it_on() {
+        let mut old = serde_json::to_value(Settings {
+            steps: 40,
+            ..Settings::default()
+        })
+        .expect("settings serialize");
+        old.as_object_mut()
+            .expect("an object")
+            .remove("refine")
+            .expect("the field is saved");
+        let loaded: Settings = serde_json::from_value(old).expect("old settings load");
+        assert_eq!(loaded.steps, 40, "the user's own choices stay");
+        assert_eq!(loaded.refine, Some(Refine::RECOMMENDED));
+        // Turned off, it stays off.
+        let off = Settings {
+            refine: None,
+            ..Settings::default()
+        };
+        let json = serde_json::to_string(&off).expect("settings serialize");
+        let back: Settings = serde_json::from_str(&json).expect("settings load");
+        assert_eq!(back.refine, None);
+    }
 }

@@ -92,6 +92,17 @@ pub struct NoisedBatch {
     pub t: Vec<f32>,
 }
 
+impl NoisedBatch {
+    /// The v-prediction loss of `unet` (on the autodiff device `ad`) on this batch, each
+    /// sample conditioned on its label in `labels` (the number of styles: none).
+    pub fn v_loss(self, unet: &UNet, labels: Vec<i64>, ad: &Device) -> Tensor<1> {
+        let b = labels.len();
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), ad);
+        let pred = unet.forward(self.x_t.autodiff(), &self.t, labels);
+        (pred - self.v.autodiff()).powf_scalar(2.0).mean()
+    }
+}
+
 /// Noises a batch of (scaled) clean latents `z0` at timesteps drawn uniformly from
 /// `schedule`: x_t = a·z0 + s·ε and the target v = a·ε − s·z0.
 pub fn noise_batch(z0: Tensor<4>, schedule: &Schedule, rng: &mut ChaCha8Rng) -> NoisedBatch {
@@ -232,9 +243,7 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
         let refs: Vec<&Roll> = rolls.iter().collect();
         let z0 = norm.normalize(ae.encode(rolls_to_tensor(&refs, &run.device)));
         let noised = noise_batch(z0, &schedule, &mut rng);
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &ad);
-        let pred = unet.forward(noised.x_t.autodiff(), &noised.t, labels);
-        let loss = (pred - noised.v.autodiff()).powf_scalar(2.0).mean();
+        let loss = noised.v_loss(&unet, labels, &ad);
         let loss_value = f64::from(loss.clone().into_scalar::<f32>());
         loss_avg = if state.step == 0 {
             loss_value

@@ -220,9 +220,7 @@ pub fn finetune(run: FinetuneRun<'_>, control: Control<'_>) -> Result<Finetuned,
             })
             .collect();
         let noised = noise_batch(encode(&rolls), &schedule, &mut rng);
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [t.batch]), &ad);
-        let pred = unet.forward(noised.x_t.autodiff(), &noised.t, labels);
-        let loss = (pred - noised.v.autodiff()).powf_scalar(2.0).mean();
+        let loss = noised.v_loss(&unet, labels, &ad);
         let value = f64::from(loss.clone().into_scalar::<f32>());
         loss_avg = if step == 0 {
             value
