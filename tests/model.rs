@@ -415,6 +415,28 @@ fn train_resume_generate_is_exact_and_deterministic() {
         pipeline.generate(&request, Some(&cancel), None),
         Err(ModelError::Cancelled)
     ));
+    // Cancel during the last step: the sampler finishes it, refinement does not start.
+    for (refine, cancelled) in [(None, false), (Some(refine), true)] {
+        let cancel = AtomicBool::new(false);
+        let mut at_last = |e: diffroll::model::StepEvent<'_>| {
+            if e.step + 1 == e.total {
+                cancel.store(true, std::sync::atomic::Ordering::Release);
+            }
+        };
+        let result = pipeline.generate(
+            &GenerateRequest {
+                refine,
+                ..request.clone()
+            },
+            Some(&cancel),
+            Some(&mut at_last),
+        );
+        assert_eq!(
+            matches!(result, Err(ModelError::Cancelled)),
+            cancelled,
+            "refine {refine:?}"
+        );
+    }
 
     // The CLI writes the same bytes for the same seed.
     let exe = env!("CARGO_BIN_EXE_diffroll");

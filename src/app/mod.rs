@@ -160,6 +160,8 @@ pub struct Progress {
     pub total: usize,
     pub started: Instant,
     pub cancelling: bool,
+    /// The take's latent is refined after the last step (a few decoder passes, no previews).
+    pub refining: bool,
 }
 
 /// A line in the status bar.
@@ -392,6 +394,7 @@ impl DiffrollApp {
             total: request.steps,
             started: Instant::now(),
             cancelling: false,
+            refining: request.refine.is_some(),
         });
         self.worker.send(Command::Generate(request));
     }

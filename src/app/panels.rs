@@ -29,15 +29,16 @@ pub fn top_bar(app: &mut DiffrollApp, ui: &mut Ui) {
             }
             if let Some(p) = &app.progress {
                 let fraction = p.step as f32 / p.total.max(1) as f32;
+                let secs = p.started.elapsed().as_secs_f32();
+                let text = if p.refining && p.step >= p.total {
+                    format!("refining notes  {secs:.1} s")
+                } else {
+                    format!("step {}/{}  {secs:.1} s", p.step, p.total)
+                };
                 ui.add(
                     egui::ProgressBar::new(fraction)
                         .desired_width(220.0)
-                        .text(format!(
-                            "step {}/{}  {:.1} s",
-                            p.step,
-                            p.total,
-                            p.started.elapsed().as_secs_f32()
-                        )),
+                        .text(text),
                 );
             }
             ui.separator();

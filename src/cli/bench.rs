@@ -118,6 +118,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 card.thresholds,
                 r,
                 None,
+                None,
             );
         })
     });

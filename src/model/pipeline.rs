@@ -353,7 +353,9 @@ impl Pipeline {
                 self.card.thresholds,
                 r,
                 kept.as_ref(),
-            ),
+                cancel,
+            )
+            .map_err(|_| ModelError::Cancelled)?,
             None => z,
         };
         let decoded = self.decode(z.clone());

@@ -6,8 +6,11 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::Autoencoder;
 use super::latent::LatentNorm;
+use super::sampler::Cancelled;
 
 /// Per cell [B, 1, P, T]: how much a sustain run starts there without an onset, from decoder
 /// logits decoded at `thresholds`, softened by `temperature` (1: the logits as they are). A run
@@ -117,6 +120,7 @@ impl std::str::FromStr for Refine {
 
 /// `z` (scaled latents [B, C, H, W]) refined as `refine` says (see [`Refine`]); where `kept`
 /// (same shape) is 1 the latent stays exactly as it is: the bars an inpainting keeps.
+/// `cancel` is checked before every pass.
 pub fn refine(
     decoder: &Autoencoder,
     norm: &LatentNorm,
@@ -124,13 +128,17 @@ pub fn refine(
     thresholds: [f32; 2],
     refine: Refine,
     kept: Option<&Tensor<4>>,
-) -> Tensor<4> {
+    cancel: Option<&AtomicBool>,
+) -> Result<Tensor<4>, Cancelled> {
     let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
     let anchor = z.clone();
     let mut x = z;
     let mut m = anchor.zeros_like();
     let mut v = anchor.zeros_like();
     for step in 1..=refine.steps {
+        if cancel.is_some_and(|c| c.load(Ordering::Acquire)) {
+            return Err(Cancelled);
+        }
         let leaf = x.clone().autodiff().require_grad();
         let logits = decoder.decode_logits(norm.denormalize(leaf.clone()));
         let (orphans, _) = soft_orphan_starts(logits, thresholds, refine.temperature);
@@ -153,7 +161,7 @@ pub fn refine(
         // strong pull would overshoot.
         x = anchor.clone() + (x - anchor.clone()).div_scalar(1.0 + refine.rate * refine.keep);
     }
-    x
+    Ok(x)
 }
 
 #[cfg(test)]
@@ -213,7 +221,7 @@ mod tests {
             keep: 0.0,
             temperature: 1.0,
         };
-        let refined = refine(&decoder, &norm, z.clone(), [0.0, 0.0], free, None);
+        let refined = refine(&decoder, &norm, z.clone(), [0.0, 0.0], free, None, None).unwrap();
         assert!(!refined.is_autodiff(), "the result leaves no graph behind");
         let after = soft_count(&decoder, &norm, refined.clone());
         assert!(after < 0.95 * before, "{before} -> {after}");
@@ -227,7 +235,9 @@ mod tests {
             [0.0, 0.0],
             Refine { keep: 1e6, ..free },
             None,
-        );
+            None,
+        )
+        .unwrap();
         let moved = (held - z).abs().max().into_scalar::<f32>();
         assert!(moved < 1e-3, "{moved}");
     }
