@@ -2,6 +2,7 @@
 //! sustain runs that start without an onset (orphans), and the refinement that nudges a
 //! sampled latent until its decoding has none, staying close to what the sampler chose.
 
+use burn::optim::{AdamConfig, Optimizer};
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
@@ -130,12 +131,13 @@ pub fn refine(
     kept: Option<&Tensor<4>>,
     cancel: Option<&AtomicBool>,
 ) -> Result<Tensor<4>, Cancelled> {
-    let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let adam = AdamConfig::new().with_epsilon(1e-8).build();
+    let mut moments = None;
+    // Where the latent may move: everywhere but the kept columns.
+    let free = kept.map(|k| k.clone().neg().add_scalar(1.0));
     let anchor = z.clone();
     let mut x = z;
-    let mut m = anchor.zeros_like();
-    let mut v = anchor.zeros_like();
-    for step in 1..=refine.steps {
+    for _ in 0..refine.steps {
         if cancel.is_some_and(|c| c.load(Ordering::Acquire)) {
             return Err(Cancelled);
         }
@@ -147,16 +149,10 @@ pub fn refine(
             // Nothing depends on the latent (a decoder without weights?): leave it.
             break;
         };
-        if let Some(kept) = kept {
-            g = g * kept.clone().neg().add_scalar(1.0);
+        if let Some(free) = &free {
+            g = g * free.clone();
         }
-        m = m.mul_scalar(beta1) + g.clone().mul_scalar(1.0 - beta1);
-        v = v.mul_scalar(beta2) + g.powi_scalar(2).mul_scalar(1.0 - beta2);
-        let m_hat = m.clone().div_scalar(1.0 - beta1.powi(step as i32));
-        let v_hat = v.clone().div_scalar(1.0 - beta2.powi(step as i32));
-        x = x - m_hat
-            .div(v_hat.sqrt().add_scalar(eps))
-            .mul_scalar(refine.rate);
+        (x, moments) = adam.step(f64::from(refine.rate), x, g, moments);
         // The pull as a proximal step: exact for any weight, where a gradient step on a
         // strong pull would overshoot.
         x = anchor.clone() + (x - anchor.clone()).div_scalar(1.0 + refine.rate * refine.keep);
