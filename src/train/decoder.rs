@@ -306,10 +306,8 @@ pub fn train(run: DecoderRun<'_>, control: Control<'_>) -> Result<Outcome, Train
             let picks: Vec<i64> = (0..t.batch.div_ceil(2))
                 .map(|_| rng.random_range(0..n) as i64)
                 .collect();
-            let picks = Tensor::<1, Int>::from_data(
-                TensorData::new(picks.clone(), [picks.len()]),
-                &run.device,
-            );
+            let count = picks.len();
+            let picks = Tensor::<1, Int>::from_data(TensorData::new(picks, [count]), &run.device);
             let generated = pool.clone().select(0, picks).autodiff();
             let orphans =
                 soft_orphan_rate(decoder.decode_logits(generated), pipeline.card.thresholds);
