@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use burn::tensor::Device;
 use diffroll::app::{Dialogs, DiffrollApp, ModelStatus, Settings};
 use diffroll::device::DeviceRequest;
-use diffroll::model::{AutoencoderConfig, ModelCard, UNetConfig, save_weights};
+use diffroll::model::{AutoencoderConfig, KeyChoice, ModelCard, UNetConfig, save_weights};
+use diffroll::roll::KEY_NAMES;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
@@ -277,6 +278,46 @@ fn a_model_that_recommends_refining_gets_it_and_the_checkbox_turns_it_off_and_on
     assert_eq!(
         app(&h).settings.refine,
         Some(diffroll::model::Refine::RECOMMENDED)
+    );
+}
+
+#[test]
+fn a_key_picked_in_the_settings_is_the_key_of_the_next_take() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny_model(&model);
+    let mut h = harness_with(&model, &tmp.path().join("unused.mid"), |s| {
+        s.steps = 3;
+        s.lock_seed = true;
+    });
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    // The tiny model's card has no key profiles: a typical key is the drawn one.
+    assert_eq!(app(&h).settings.key, KeyChoice::Typical);
+    let take = |h: &mut Harness<'static, Option<DiffrollApp>>, n: usize| {
+        h.get_by_label("Generate").click();
+        step_until(h, "take finished", |a| {
+            !a.is_generating() && a.history.len() == n
+        });
+        app(h)
+            .selected_roll()
+            .expect("the take is on screen")
+            .clone()
+    };
+    let drawn = take(&mut h, 1);
+    let root = drawn.diatonic_root().expect("the tiny model draws notes");
+    // Another key, picked in the Key box (one near the top of its list, in view).
+    let target = if root == 0 { 1 } else { 0 };
+    h.get_by_label("Key").click();
+    h.run_steps(2);
+    h.get_by_label(KEY_NAMES[usize::from(target)]).click();
+    h.run_steps(2);
+    assert_eq!(app(&h).settings.key, KeyChoice::Root(target));
+    let keyed = take(&mut h, 2);
+    assert_eq!(
+        keyed.notes(),
+        drawn.transposed(drawn.shift_into(target)).notes()
     );
 }
 

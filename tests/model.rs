@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicBool;
 
 use burn::tensor::Device;
 use diffroll::model::{
-    AutoencoderConfig, GenerateRequest, ModelCard, ModelError, Pipeline, SamplerKind, UNetConfig,
-    load_weights, save_weights,
+    AutoencoderConfig, GenerateRequest, KeyChoice, ModelCard, ModelError, Pipeline, SamplerKind,
+    UNetConfig, load_weights, save_weights,
 };
 use diffroll::roll::{Roll, Style};
 use diffroll::train::autoencoder::{self, AutoencoderRun, AutoencoderTraining};
@@ -234,6 +234,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
         tempo_bpm: 100.0,
         restart: None,
         refine: None,
+        key: KeyChoice::Typical,
     };
     let mut seen_steps = Vec::new();
     let mut on_step = |e: diffroll::model::StepEvent<'_>| {
@@ -308,6 +309,66 @@ fn train_resume_generate_is_exact_and_deterministic() {
     let m2 = pipeline.generate(&refined, None, None).unwrap();
     assert_eq!(latents(&m1), latents(&m2));
     assert_ne!(latents(&m1), latents(&a));
+
+    // Keys: training measured where each style's music sits; a piece the model drew is moved
+    // by at most a tritone, to the key asked for or to one the style uses.
+    assert_eq!(pipeline.card.key_profiles.len(), Style::ALL.len());
+    assert!(pipeline.card.key_profiles.iter().any(Option::is_some));
+    let keyed = |key: KeyChoice| {
+        pipeline
+            .generate(
+                &GenerateRequest {
+                    key,
+                    ..request.clone()
+                },
+                None,
+                None,
+            )
+            .unwrap()
+    };
+    let drawn = keyed(KeyChoice::AsDrawn);
+    // The drawn piece moved from its own scale into `target`'s (a silent one stays).
+    let moved_to = |of: &Roll, target: u8| of.transposed(of.shift_into(target)).notes();
+    for target in [0u8, 2, 10] {
+        let moved = keyed(KeyChoice::Root(target));
+        assert_eq!(latents(&moved), latents(&drawn), "only the notes move");
+        for (m, d) in moved.rolls.iter().zip(&drawn.rolls) {
+            assert_eq!(m.notes(), moved_to(d, target));
+        }
+    }
+    assert!(
+        drawn.rolls.iter().any(|d| moved_to(d, 10) != d.notes()),
+        "some piece was not drawn in Bb already"
+    );
+    let mut in_f = pipeline
+        .card
+        .key_profiles
+        .iter()
+        .flatten()
+        .next()
+        .unwrap()
+        .clone();
+    in_f.roots = [0.0; 12];
+    in_f.roots[5] = 1.0;
+    let mut f_only = Pipeline::load(&straight, &device).unwrap();
+    f_only.card.key_profiles = vec![Some(in_f); Style::ALL.len()];
+    let typical = f_only
+        .generate(
+            &GenerateRequest {
+                key: KeyChoice::Typical,
+                ..request.clone()
+            },
+            None,
+            None,
+        )
+        .unwrap();
+    for (t, d) in typical.rolls.iter().zip(&drawn.rolls) {
+        assert_eq!(
+            t.notes(),
+            moved_to(d, 5),
+            "every style's music is in F here"
+        );
+    }
 
     // `eval --model` generates per style and scores each style against its own real music.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffroll"))
@@ -408,6 +469,25 @@ fn train_resume_generate_is_exact_and_deterministic() {
     }
     let masked_differs = (0..per).any(|i| (4..12).contains(&(i % w)) && latents[i] != clean[i]);
     assert!(masked_differs, "bars 3-6 are generated anew");
+    // Inpainting keeps the key of the bars it keeps, whatever key new pieces get.
+    let inpaint_in = |key| {
+        pipeline
+            .inpaint(
+                &GenerateRequest {
+                    key,
+                    ..request.clone()
+                },
+                &source,
+                &keep,
+                None,
+                None,
+            )
+            .unwrap()
+    };
+    assert_eq!(
+        bytes(&inpaint_in(KeyChoice::Root(6))),
+        bytes(&inpaint_in(KeyChoice::AsDrawn))
+    );
 
     // Cancel before the first step.
     let cancel = AtomicBool::new(true);
@@ -573,6 +653,7 @@ fn wgpu_and_cpu_give_the_same_notes() {
             rounds: 1,
         }),
         refine: None,
+        key: KeyChoice::Typical,
     };
     let cpu = Pipeline::load(&model, &Device::flex()).unwrap();
     let gpu_device = diffroll::device::choose(diffroll::device::DeviceRequest::Gpu)
@@ -726,6 +807,7 @@ fn fitting_the_decoder_leaves_encoder_and_unet_alone_and_resumes_exactly() {
         tempo_bpm: 100.0,
         restart: None,
         refine: None,
+        key: KeyChoice::Typical,
     };
     assert_eq!(
         pipeline.generate(&request, None, None).unwrap().rolls.len(),

@@ -21,7 +21,7 @@ use crate::audio::{InstrumentSpec, Sequence};
 use crate::device::DeviceRequest;
 use crate::fsutil::atomic_write;
 use crate::model::catalog::{self, ModelEntry};
-use crate::model::{GenerateRequest, Refine, Restart, SamplerKind};
+use crate::model::{GenerateRequest, KeyChoice, Refine, Restart, SamplerKind};
 use crate::roll::{DEFAULT_TEMPO_BPM, Roll, STEPS_PER_BEAT, Style};
 use playback::{Output, Playback, Status};
 use roll_view::{RollImage, RollView};
@@ -56,6 +56,8 @@ pub struct Settings {
     /// Validity refinement of each take's latent (the model's recommendation; `None`: off).
     /// On by default, so settings saved before it existed turn it on too.
     pub refine: Option<Refine>,
+    /// Key of new takes: typical for the style, as the model drew it, or one the user chose.
+    pub key: KeyChoice,
     pub seed: u64,
     /// Keep the seed between takes (otherwise each Generate draws a new one).
     pub lock_seed: bool,
@@ -80,6 +82,7 @@ impl Default for Settings {
             guidance: 1.0,
             restart: NO_RESTART,
             refine: Some(Refine::RECOMMENDED),
+            key: KeyChoice::Typical,
             seed: 1,
             lock_seed: false,
             tempo: None,
@@ -387,6 +390,7 @@ impl DiffrollApp {
             tempo_bpm: self.tempo_for(self.settings.style),
             restart: Some(self.settings.restart).filter(|r| r.rounds > 0),
             refine: self.settings.refine,
+            key: self.settings.key,
         };
         self.previews_seen = 0;
         self.progress = Some(Progress {

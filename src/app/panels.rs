@@ -5,7 +5,7 @@ use egui::{Color32, RichText, Sense, Ui, Vec2};
 
 use super::playback::Output;
 use super::{DiffrollApp, ModelStatus};
-use crate::model::{Refine, SamplerKind};
+use crate::model::{KeyChoice, Refine, SamplerKind};
 use crate::roll::{PITCHES, Roll, Style};
 
 pub fn top_bar(app: &mut DiffrollApp, ui: &mut Ui) {
@@ -230,6 +230,26 @@ fn generation_section(app: &mut DiffrollApp, ui: &mut Ui) {
                     ui.selectable_value(&mut s.style, Some(style), style.name());
                 }
             });
+        let key_text = |k: KeyChoice| match k {
+            KeyChoice::Typical => "typical for the style".to_string(),
+            KeyChoice::AsDrawn => "as drawn".to_string(),
+            KeyChoice::Root(_) => k.to_string(),
+        };
+        egui::ComboBox::from_label("Key")
+            .selected_text(key_text(s.key))
+            .show_ui(ui, |ui| {
+                for k in [KeyChoice::Typical, KeyChoice::AsDrawn]
+                    .into_iter()
+                    .chain((0..12).map(KeyChoice::Root))
+                {
+                    ui.selectable_value(&mut s.key, k, key_text(k));
+                }
+            })
+            .response
+            .on_hover_text(
+                "The model draws every key alike: 'typical' moves each take to a key and \
+                 register the style's own music uses; or pick one (major / relative minor)",
+            );
         ui.add(egui::Slider::new(&mut s.steps, 5..=100).text("Steps"));
         egui::ComboBox::from_label("Sampler")
             .selected_text(s.sampler.to_string())

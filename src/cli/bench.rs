@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::DeviceArgs;
 use crate::model::{
-    AutoencoderConfig, GenerateRequest, ModelCard, Pipeline, SamplerKind, UNetConfig,
+    AutoencoderConfig, GenerateRequest, KeyChoice, ModelCard, Pipeline, SamplerKind, UNetConfig,
 };
 use crate::roll::{PITCHES, WINDOW_STEPS};
 
@@ -133,6 +133,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         tempo_bpm: 120.0,
         restart: card.defaults.restart,
         refine: card.defaults.refine,
+        key: KeyChoice::Typical,
     };
     let e2e_ms = median_ms(args.reps.div_ceil(4), &device, || {
         let _ = pipeline.generate(&request, None, None);

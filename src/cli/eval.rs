@@ -6,7 +6,7 @@ use rand::SeedableRng;
 
 use super::DeviceArgs;
 use crate::eval::{self, FEATURES, Report, STATISTICS};
-use crate::model::{GenerateRequest, Pipeline};
+use crate::model::{GenerateRequest, KeyChoice, Pipeline};
 use crate::roll::{Roll, STEPS_PER_BAR, Style, Validity, WINDOW_STEPS};
 use crate::train::dataset::WindowSet;
 
@@ -70,6 +70,10 @@ pub struct EvalArgs {
     /// the card's default.
     #[arg(long, requires = "model")]
     pub refine: Option<super::OrNone<crate::model::Refine>>,
+    /// With --model: key of the generated pieces: "typical" (the style's own keys and
+    /// register; the default), "drawn" (as the model drew them) or a key such as D
+    #[arg(long, requires = "model")]
+    pub key: Option<KeyChoice>,
     /// With --model: clear onset-less sustain runs of at most N steps instead of repairing them
     /// (the card's `drop_blips` otherwise; 0: repair all).
     #[arg(long, requires = "model")]
@@ -267,6 +271,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     tempo_bpm: style.default_tempo(),
                     restart: pipeline.card.defaults.restart,
                     refine: pipeline.card.defaults.refine,
+                    key: args.key.unwrap_or_default(),
                 };
                 let generated = pipeline.generate(&request, None, None)?;
                 repaired.extend(generated.repaired);
@@ -354,6 +359,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     "defaults": defaults, "thresholds": thresholds,
                     "drop_blips": mending.drop_blips, "join_gap": mending.join_gap,
                     "trim_early": mending.trim_early,
+                    "key": args.key.unwrap_or_default().to_string(),
                 })
             }),
     });
@@ -446,6 +452,7 @@ fn inpaint_score(
             tempo_bpm: roll.tempo_bpm,
             restart: defaults.restart,
             refine: defaults.refine,
+            key: KeyChoice::AsDrawn,
         };
         let generated = pipeline.inpaint(&request, roll, &keep, None, None)?;
         filled.extend(generated.rolls.iter().map(|r| r.window(from, len)));

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::DeviceArgs;
 use crate::fsutil::atomic_write;
-use crate::model::{GenerateRequest, Pipeline, SamplerKind};
+use crate::model::{GenerateRequest, KeyChoice, Pipeline, SamplerKind};
 use crate::roll::Style;
 use crate::{midi, render};
 
@@ -43,6 +43,10 @@ pub struct GenerateArgs {
     /// 20,0.1,0.3,2), or "none" (default: the model's recommendation).
     #[arg(long)]
     pub refine: Option<super::OrNone<crate::model::Refine>>,
+    /// Key of the pieces: "typical" (a key and register the style's own music uses, drawn per
+    /// piece), "drawn" (as the model drew it: any key), or a key such as D, Bb, F#m
+    #[arg(long, default_value_t = KeyChoice::Typical)]
+    pub key: KeyChoice,
     /// Tempo in BPM written to the files (default: typical for the style).
     #[arg(long)]
     pub tempo: Option<f32>,
@@ -77,6 +81,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         tempo_bpm: args.tempo.unwrap_or(0.0),
         restart: args.restart.map_or(defaults.restart, |r| r.0),
         refine: args.refine.map_or(defaults.refine, |r| r.0),
+        key: args.key,
     };
     let started = Instant::now();
     let generated = pipeline.generate(&request, None, None)?;
@@ -124,8 +129,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 parts.join(", ")
             )
         };
+        let key = roll.diatonic_root().map_or(String::new(), |r| {
+            format!(", {}", crate::roll::KEY_NAMES[usize::from(r)])
+        });
         println!(
-            "{}: {} notes, {style}{repaired}",
+            "{}: {} notes, {style}{key}{repaired}",
             mid.display(),
             roll.note_count()
         );

@@ -106,6 +106,51 @@ pub enum Stage {
         #[arg(long)]
         generated: Option<usize>,
     },
+    /// Measure each style's keys and register in a corpus and store them in a model's card:
+    /// generation moves the pieces the model draws in every key alike to keys the style uses
+    /// (`train diffusion` does this itself).
+    Keys {
+        /// Training corpus: <dir>/<style>/*.mid.
+        #[arg(long)]
+        data: PathBuf,
+        /// Model folder whose card to update.
+        #[arg(long)]
+        model: PathBuf,
+    },
+}
+
+/// `train keys`: measures the corpus and rewrites the card.
+fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow::Result<()> {
+    let model = crate::model::catalog::resolve(model)?;
+    let mut card = crate::model::ModelCard::load(&model)?;
+    let (windows, _) = crate::train::dataset::WindowSet::load(data, 1)?;
+    card.key_profiles = windows.key_profiles(crate::train::dataset::KEY_PROFILE_WINDOWS);
+    for (name, profile) in card.styles.iter().zip(&card.key_profiles) {
+        match profile {
+            Some(p) => {
+                let mut roots: Vec<(usize, f64)> = p.roots.iter().copied().enumerate().collect();
+                roots.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let common: Vec<String> = roots
+                    .iter()
+                    .take(3)
+                    .map(|&(r, share)| {
+                        format!("{} {:.0} %", crate::roll::KEY_NAMES[r], share * 100.0)
+                    })
+                    .collect();
+                println!(
+                    "{name:10} {} windows; mean pitch {:.1} (sd {:.1}); keys {}",
+                    p.windows,
+                    p.pitch_mean,
+                    p.pitch_sd,
+                    common.join(", ")
+                );
+            }
+            None => println!("{name:10} no windows"),
+        }
+    }
+    card.save(&model)?;
+    eprintln!("saved in {}", model.join(crate::model::CARD_FILE).display());
+    Ok(())
 }
 
 /// Applies the options both stages share to either stage's training config (two config
@@ -226,6 +271,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         Stage::Autoencoder { common, .. }
         | Stage::Diffusion { common, .. }
         | Stage::Decoder { common, .. } => common,
+        Stage::Keys { data, model } => return store_key_profiles(data, model),
     };
     let chosen = common.device.choose()?;
     let stop = stop_flag();
@@ -354,6 +400,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             })?;
             report(&outcome, &common.out, &decoder::checkpoint_dir(&common.out));
         }
+        Stage::Keys { .. } => unreachable!("answered before a device is chosen"),
     }
     Ok(())
 }

@@ -87,9 +87,30 @@ fn cpu() -> Chosen {
         device: Device::flex(),
         gpu: false,
         description: format!(
-            "CPU (burn flex, {} threads)",
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            "CPU (burn flex, {} threads{})",
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            simd_level().map_or(String::new(), |l| format!(", {l}"))
         ),
+    }
+}
+
+/// The widest vector instructions this CPU offers burn's kernels (they pick theirs at run
+/// time), so that timings and training wall times quoted in cards and benchmarks say which
+/// kind of machine gave them: two cores with AVX-512 and two without are not the same.
+fn simd_level() -> Option<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        Some(if std::arch::is_x86_feature_detected!("avx512f") {
+            "AVX-512"
+        } else if std::arch::is_x86_feature_detected!("avx2") {
+            "AVX2"
+        } else {
+            "SSE"
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
     }
 }
 

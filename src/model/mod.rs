@@ -16,7 +16,7 @@ pub mod validity;
 
 pub use autoencoder::{Autoencoder, AutoencoderConfig};
 pub use latent::LatentNorm;
-pub use pipeline::{GenerateRequest, Generated, Pipeline, StepEvent, normal};
+pub use pipeline::{GenerateRequest, Generated, KeyChoice, Pipeline, StepEvent, normal};
 pub use sampler::{Cancelled, Restart, SamplerKind};
 pub use schedule::Schedule;
 pub use store::{

@@ -8,12 +8,13 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
 
 use super::sampler::{self, Restart, SampleOptions, SamplerKind};
 use super::store::{AUTOENCODER_FILE, ModelCard, ModelError, UNET_FILE, load_weights};
 use super::validity::{self, Refine};
 use super::{Autoencoder, Schedule, UNet, logits_to_rolls};
-use crate::roll::{PITCHES, Roll, Style, Validity, WINDOW_STEPS};
+use crate::roll::{KEY_NAMES, PITCHES, Roll, SHIFTS, Style, Validity, WINDOW_STEPS, parse_key};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -32,6 +33,51 @@ pub struct GenerateRequest {
     /// Validity refinement of the sampled latent (see [`Refine`]); `None`: the sampler's
     /// latent as it is.
     pub refine: Option<Refine>,
+    /// The key new pieces end in (inpainting keeps the key of the bars it keeps).
+    pub key: KeyChoice,
+}
+
+/// Which key a generated piece ends in. The model learned every key alike (its training windows
+/// were transposed at random), so it draws any key as often as any other, and a register to
+/// match; a style's own music does not: Renaissance polyphony sits in C and F, Irish tunes in
+/// D and G.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyChoice {
+    /// Moved by at most a tritone to a key and register drawn from the style's own music (the
+    /// card's key profiles); as drawn where the card has none.
+    #[default]
+    Typical,
+    /// As the model drew it.
+    AsDrawn,
+    /// Moved by at most a tritone into the diatonic scale of this major root (0 = C major or
+    /// A minor, 2 = D major or B minor, ...).
+    Root(u8),
+}
+
+impl std::fmt::Display for KeyChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyChoice::Typical => f.write_str("typical"),
+            KeyChoice::AsDrawn => f.write_str("drawn"),
+            KeyChoice::Root(r) => f.write_str(KEY_NAMES[usize::from(*r) % 12]),
+        }
+    }
+}
+
+impl std::str::FromStr for KeyChoice {
+    type Err = String;
+
+    /// `typical`, `drawn`, or a key: `D`, `Bb`, `F#m`...
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "typical" => Ok(KeyChoice::Typical),
+            "drawn" | "none" => Ok(KeyChoice::AsDrawn),
+            _ => parse_key(s).map(KeyChoice::Root).ok_or_else(|| {
+                format!("key '{s}' must be 'typical', 'drawn' or a key such as C, Bb, F#, Am, C#m")
+            }),
+        }
+    }
 }
 
 /// One step of a generation in progress.
@@ -46,7 +92,8 @@ pub struct StepEvent<'a> {
 #[derive(Debug, Clone)]
 pub struct Generated {
     pub rolls: Vec<Roll>,
-    /// The final (scaled) latents [count, C, H, W], for variations and inpainting later.
+    /// The final (scaled) latents [count, C, H, W], for variations and inpainting later;
+    /// those of the rolls before any change of key.
     pub latents: Tensor<4>,
     /// What the decoder produced that repair had to fix (orphan sustain...), per roll.
     pub repaired: Vec<Validity>,
@@ -265,6 +312,33 @@ impl Pipeline {
         Ok(x * a - v * s)
     }
 
+    /// The transposition that moves `roll` (drawn under `style`) into the key `choice` asks
+    /// for, drawn from `rng` for [`KeyChoice::Typical`]. 0 for a silent roll.
+    fn key_shift(&self, roll: &Roll, style: Style, choice: KeyChoice, rng: &mut ChaCha8Rng) -> i32 {
+        match choice {
+            KeyChoice::AsDrawn => 0,
+            KeyChoice::Root(target) => roll.shift_into(target),
+            KeyChoice::Typical => {
+                let Some(profile) = self.card.key_profile(style) else {
+                    return 0;
+                };
+                let weights = profile.shift_weights(roll);
+                let total: f64 = weights.iter().sum();
+                if total <= 0.0 {
+                    return 0;
+                }
+                let mut r = rng.random::<f64>() * total;
+                for (shift, w) in SHIFTS.zip(&weights) {
+                    if r < *w {
+                        return shift;
+                    }
+                    r -= w;
+                }
+                *SHIFTS.end()
+            }
+        }
+    }
+
     fn run(
         &self,
         request: &GenerateRequest,
@@ -277,6 +351,8 @@ impl Pipeline {
             .as_ref()
             .ok_or_else(|| ModelError::NoUnet(self.dir.clone()))?;
         let mut rng = ChaCha8Rng::seed_from_u64(request.seed);
+        // Inpainting keeps the key of the bars it keeps.
+        let fresh = known.is_none();
         let styles = self.styles(request, &mut rng);
         let [c, h, w] = self.latent_shape();
         let shape = [request.count, c, h, w];
@@ -362,6 +438,9 @@ impl Pipeline {
         let mut rolls = Vec::with_capacity(b);
         let mut repaired = Vec::with_capacity(b);
         for ((mut roll, fixed), style) in decoded.into_iter().zip(styles) {
+            if fresh {
+                roll = roll.transposed(self.key_shift(&roll, style, request.key, &mut rng));
+            }
             roll.style = Some(style);
             roll.tempo_bpm = request.tempo_bpm;
             rolls.push(roll);
@@ -381,4 +460,30 @@ pub fn normal(rng: &mut ChaCha8Rng, shape: [usize; 4], device: &Device) -> Tenso
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
     Tensor::from_data(TensorData::new(v, shape), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeyChoice;
+
+    #[test]
+    fn key_choices_parse_as_the_command_line_writes_them() {
+        let parse = |s: &str| s.parse::<KeyChoice>();
+        assert_eq!(parse("typical"), Ok(KeyChoice::Typical));
+        assert_eq!(parse("Drawn"), Ok(KeyChoice::AsDrawn));
+        assert_eq!(parse("D"), Ok(KeyChoice::Root(2)));
+        assert_eq!(parse("Bm"), Ok(KeyChoice::Root(2)));
+        assert_eq!(parse("Eb"), Ok(KeyChoice::Root(3)));
+        let err = parse("Q").unwrap_err();
+        assert!(err.contains("'typical', 'drawn' or a key"), "{err}");
+        assert_eq!(
+            KeyChoice::Typical.to_string().parse(),
+            Ok(KeyChoice::Typical)
+        );
+        assert_eq!(
+            KeyChoice::AsDrawn.to_string().parse(),
+            Ok(KeyChoice::AsDrawn)
+        );
+        assert_eq!(KeyChoice::Root(2).to_string(), "D / Bm");
+    }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AutoencoderConfig, LatentNorm, SamplerKind, UNetConfig};
 use crate::fsutil::atomic_write;
-use crate::roll::{Mending, Style};
+use crate::roll::{KeyProfile, Mending, Style};
 
 /// Card format written by this version.
 pub const CARD_VERSION: u32 = 1;
@@ -109,6 +109,11 @@ pub struct ModelCard {
     pub styles: Vec<String>,
     /// Share of training windows per style: how styles are drawn when none is asked for.
     pub style_weights: Vec<f32>,
+    /// Key and register of each style's training music, in label order (`null` where a style
+    /// had none): where [`crate::model::KeyChoice::Typical`] moves generated pieces. Older
+    /// cards lack them and leave pieces in the key the model drew.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_profiles: Vec<Option<KeyProfile>>,
     #[serde(default)]
     pub defaults: Defaults,
     /// Data, steps, wall time, hardware, per training stage.
@@ -120,6 +125,11 @@ pub struct ModelCard {
 }
 
 impl ModelCard {
+    /// The key profile of `style`, if the card has one.
+    pub fn key_profile(&self, style: Style) -> Option<&KeyProfile> {
+        self.key_profiles.get(style.index())?.as_ref()
+    }
+
     pub fn new(name: &str, autoencoder: AutoencoderConfig) -> Self {
         ModelCard {
             version: CARD_VERSION,
@@ -132,6 +142,7 @@ impl ModelCard {
             mending: Mending::default(),
             styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),
             style_weights: vec![1.0 / Style::ALL.len() as f32; Style::ALL.len()],
+            key_profiles: Vec::new(),
             defaults: Defaults::default(),
             training: serde_json::json!({}),
             eval: serde_json::json!({}),

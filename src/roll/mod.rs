@@ -3,13 +3,15 @@
 //! A [`Roll`] is two binary planes over 128 MIDI pitches × `steps` sixteenth-note steps: *onset*
 //! (a note starts here) and *sustain* (a note sounds here, onset step included), plus metadata
 //! (tempo, style, program). It converts to and from a list of [`Note`]s, checks itself for
-//! orphan sustain (sound with no onset that started it) and repairs it. It knows nothing of
-//! files, tensors or devices.
+//! orphan sustain (sound with no onset that started it) and repairs it, and knows its key and
+//! register. It knows nothing of files, tensors or devices.
 
 mod compare;
+mod key;
 mod style;
 
 pub use compare::Counts;
+pub use key::{KEY_NAMES, KeyProfile, MAJOR_SCALE, SHIFTS, parse_key, shift_to};
 pub use style::{Style, UnknownStyle};
 
 /// Number of MIDI pitches, and rows of a roll.

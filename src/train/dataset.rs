@@ -7,10 +7,13 @@ use rand::{Rng, RngExt};
 
 use super::corpus::{self, Corpus};
 use super::run::TrainError;
-use crate::roll::{Note, Roll, STEPS_PER_BAR, Style, WINDOW_STEPS};
+use crate::roll::{KeyProfile, Note, Roll, STEPS_PER_BAR, Style, WINDOW_STEPS};
 
 /// Semitones a window may be transposed by (−6…+5 covers every key once).
-pub const TRANSPOSE: std::ops::RangeInclusive<i32> = -6..=5;
+pub const TRANSPOSE: std::ops::RangeInclusive<i32> = crate::roll::SHIFTS;
+
+/// Windows per style (evenly spread) that a key profile is measured on.
+pub const KEY_PROFILE_WINDOWS: usize = 4000;
 
 /// One window: which piece, where it starts.
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +127,24 @@ impl WindowSet {
         let style = Style::from_index(style).expect("style index in range");
         roll.style = Some(style);
         (roll, style)
+    }
+
+    /// Key and register of each style's windows (up to `per_style` of them, evenly spread,
+    /// untransposed), in label order: where generation moves the pieces the model draws in
+    /// every key alike.
+    pub fn key_profiles(&self, per_style: usize) -> Vec<Option<KeyProfile>> {
+        let windows = self.fixed(per_style);
+        Style::ALL
+            .iter()
+            .map(|&style| {
+                KeyProfile::measure(
+                    windows
+                        .iter()
+                        .filter(|(_, s)| *s == style)
+                        .map(|(roll, _)| roll),
+                )
+            })
+            .collect()
     }
 
     /// Up to `per_style` windows per style, evenly spread and untransposed: a fixed

@@ -20,7 +20,7 @@ use super::dataset::WindowSet;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::validity::soft_orphan_rate;
 use crate::model::{
-    AUTOENCODER_FILE, Autoencoder, GenerateRequest, ModelCard, Pipeline, UNET_FILE,
+    AUTOENCODER_FILE, Autoencoder, GenerateRequest, KeyChoice, ModelCard, Pipeline, UNET_FILE,
     rolls_to_tensor, save_weights,
 };
 use crate::roll::{Roll, Style, Validity};
@@ -145,6 +145,7 @@ fn generated_latents(
             restart: d.restart,
             // The decoder is fitted to what the sampler itself hands it.
             refine: None,
+            key: KeyChoice::AsDrawn,
         };
         parts.push(pipeline.generate(&request, None, None)?.latents);
     }

@@ -13,7 +13,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::checkpoint::{self, TrainState};
-use super::dataset::WindowSet;
+use super::dataset::{KEY_PROFILE_WINDOWS, WindowSet};
 use super::ema;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
@@ -330,6 +330,7 @@ fn write_model(
     card.latent_scale = state.latent_scale.unwrap_or(1.0);
     card.latent_norm = state.latent_norm.clone();
     card.style_weights = data.style_shares();
+    card.key_profiles = data.key_profiles(KEY_PROFILE_WINDOWS);
     card.training["diffusion"] = serde_json::json!({
         "data": run.data.display().to_string(),
         "files": files,

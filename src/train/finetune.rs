@@ -19,7 +19,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::corpus::{self, Piece, Rejection};
-use super::dataset::window_roll;
+use super::dataset::{KEY_PROFILE_WINDOWS, window_roll};
 use super::diffusion::noise_batch;
 use super::run::{Control, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
@@ -242,6 +242,18 @@ pub fn finetune(run: FinetuneRun<'_>, control: Control<'_>) -> Result<Finetuned,
     let mut new_card = card.clone();
     new_card.name = run.name.to_string();
     new_card.defaults.style = Some(style);
+    // Pieces in a typical key now go to the keys and register of the user's own files.
+    let own: Vec<crate::roll::Roll> = windows
+        .iter()
+        .take(KEY_PROFILE_WINDOWS)
+        .map(|&(piece, start)| window_roll(&run.intake.pieces[piece].song.notes, start as u32, 0))
+        .collect();
+    if let Some(profile) = crate::roll::KeyProfile::measure(&own) {
+        new_card.key_profiles.resize(new_card.styles.len(), None);
+        if let Some(slot) = new_card.key_profiles.get_mut(style.index()) {
+            *slot = Some(profile);
+        }
+    }
     new_card.eval = serde_json::Value::Null;
     new_card.training["finetune"] = serde_json::json!({
         "base": run.base.display().to_string(),
