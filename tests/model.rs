@@ -369,6 +369,22 @@ fn train_resume_generate_is_exact_and_deterministic() {
             "every style's music is in F here"
         );
     }
+    // The previews are moved too: the last step's is the finished piece (no refinement).
+    let mut last = Vec::new();
+    let mut keep_last = |e: diffroll::model::StepEvent<'_>| last = e.preview.to_vec();
+    let finished = pipeline
+        .generate(
+            &GenerateRequest {
+                key: KeyChoice::Root(9),
+                ..request.clone()
+            },
+            None,
+            Some(&mut keep_last),
+        )
+        .unwrap();
+    let notes = |rolls: &[Roll]| rolls.iter().map(Roll::notes).collect::<Vec<_>>();
+    assert_eq!(notes(&last), notes(&finished.rolls));
+    assert_ne!(notes(&last), notes(&drawn.rolls));
 
     // `eval --model` generates per style and scores each style against its own real music.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffroll"))

@@ -313,8 +313,9 @@ impl Pipeline {
     }
 
     /// The transposition that moves `roll` (drawn under `style`) into the key `choice` asks
-    /// for, drawn from `rng` for [`KeyChoice::Typical`]. 0 for a silent roll.
-    fn key_shift(&self, roll: &Roll, style: Style, choice: KeyChoice, rng: &mut ChaCha8Rng) -> i32 {
+    /// for; for [`KeyChoice::Typical`] drawn by `draw` (uniform in [0, 1)). 0 for a silent
+    /// roll.
+    fn key_shift(&self, roll: &Roll, style: Style, choice: KeyChoice, draw: f64) -> i32 {
         match choice {
             KeyChoice::AsDrawn => 0,
             KeyChoice::Root(target) => roll.shift_into(target),
@@ -327,7 +328,7 @@ impl Pipeline {
                 if total <= 0.0 {
                     return 0;
                 }
-                let mut r = rng.random::<f64>() * total;
+                let mut r = draw * total;
                 for (shift, w) in SHIFTS.zip(&weights) {
                     if r < *w {
                         return shift;
@@ -354,6 +355,21 @@ impl Pipeline {
         // Inpainting keeps the key of the bars it keeps.
         let fresh = known.is_none();
         let styles = self.styles(request, &mut rng);
+        // Each sample's key draw comes from a stream of its own, so the music sampled for a
+        // seed does not depend on the key asked for, and every step's preview is moved the way
+        // the finished piece will be once the preview settles.
+        let key_draws: Vec<f64> = {
+            let mut keys = ChaCha8Rng::seed_from_u64(request.seed);
+            keys.set_stream(1);
+            (0..request.count).map(|_| keys.random()).collect()
+        };
+        let move_to_key = |rolls: &mut [Roll]| {
+            if fresh {
+                for ((roll, &style), &draw) in rolls.iter_mut().zip(&styles).zip(&key_draws) {
+                    *roll = roll.transposed(self.key_shift(roll, style, request.key, draw));
+                }
+            }
+        };
         let [c, h, w] = self.latent_shape();
         let shape = [request.count, c, h, w];
         let x = normal(&mut rng, shape, &self.device);
@@ -394,11 +410,12 @@ impl Pipeline {
         let mut noise = |shape: [usize; 4]| normal(&mut rng, shape, &self.device);
         let mut report = |info: sampler::StepInfo<'_>| {
             if let Some(cb) = on_step.as_mut() {
-                let preview: Vec<Roll> = self
+                let mut preview: Vec<Roll> = self
                     .decode(info.x0.clone())
                     .into_iter()
                     .map(|(r, _)| r)
                     .collect();
+                move_to_key(&mut preview);
                 cb(StepEvent {
                     step: info.step,
                     total: info.total,
@@ -434,17 +451,12 @@ impl Pipeline {
             .map_err(|_| ModelError::Cancelled)?,
             None => z,
         };
-        let decoded = self.decode(z.clone());
-        let mut rolls = Vec::with_capacity(b);
-        let mut repaired = Vec::with_capacity(b);
-        for ((mut roll, fixed), style) in decoded.into_iter().zip(styles) {
-            if fresh {
-                roll = roll.transposed(self.key_shift(&roll, style, request.key, &mut rng));
-            }
+        let (mut rolls, repaired): (Vec<Roll>, Vec<Validity>) =
+            self.decode(z.clone()).into_iter().unzip();
+        move_to_key(&mut rolls);
+        for (roll, &style) in rolls.iter_mut().zip(&styles) {
             roll.style = Some(style);
             roll.tempo_bpm = request.tempo_bpm;
-            rolls.push(roll);
-            repaired.push(fixed);
         }
         Ok(Generated {
             rolls,
