@@ -9,7 +9,7 @@ mod memorization;
 pub use framewise::self_similarity;
 pub use memorization::OnsetIndex;
 
-use crate::roll::{Roll, STEPS_PER_BAR, STEPS_PER_BEAT};
+use crate::roll::{MAJOR_SCALE, Roll, STEPS_PER_BAR, STEPS_PER_BEAT};
 
 /// Bins of note lengths and inter-onset intervals, in sixteenth steps (upper bounds).
 const LENGTH_BINS: [u32; 9] = [1, 2, 3, 4, 6, 8, 12, 16, u32::MAX];
@@ -102,9 +102,13 @@ pub fn statistics(roll: &Roll) -> Vec<f64> {
         0.0
     };
     // Major scales; natural minors share their pitch sets.
-    const MAJOR: [usize; 7] = [0, 2, 4, 5, 7, 9, 11];
     let scale = (0..12)
-        .map(|root| MAJOR.iter().map(|&d| counts[(root + d) % 12]).sum::<f64>())
+        .map(|root| {
+            MAJOR_SCALE
+                .iter()
+                .map(|&d| counts[(root + d) % 12])
+                .sum::<f64>()
+        })
         .fold(0.0, f64::max)
         / total.max(1.0);
     let per_step = sounding(roll);

@@ -185,15 +185,9 @@ impl Pipeline {
                 Some(s) => s,
                 None => {
                     let total: f32 = self.card.style_weights.iter().sum();
-                    let mut r = rng.random::<f32>() * total;
-                    let mut chosen = Style::ALL.len() - 1;
-                    for (i, w) in self.card.style_weights.iter().enumerate() {
-                        if r < *w {
-                            chosen = i;
-                            break;
-                        }
-                        r -= w;
-                    }
+                    let r = rng.random::<f32>() * total;
+                    let chosen =
+                        weighted_pick(&self.card.style_weights, r).unwrap_or(Style::ALL.len() - 1);
                     Style::from_index(chosen).unwrap_or(Style::Folk)
                 }
             })
@@ -328,14 +322,8 @@ impl Pipeline {
                 if total <= 0.0 {
                     return 0;
                 }
-                let mut r = draw * total;
-                for (shift, w) in SHIFTS.zip(&weights) {
-                    if r < *w {
-                        return shift;
-                    }
-                    r -= w;
-                }
-                *SHIFTS.end()
+                weighted_pick(&weights, draw * total)
+                    .map_or(*SHIFTS.end(), |i| SHIFTS.start() + i as i32)
             }
         }
     }
@@ -464,6 +452,21 @@ impl Pipeline {
             repaired,
         })
     }
+}
+
+/// The index that `r` (a uniform draw times the weights' sum) falls in when the weights are
+/// laid end to end; `None` where rounding leaves it past the last.
+fn weighted_pick<T: Copy + PartialOrd + std::ops::SubAssign>(
+    weights: &[T],
+    mut r: T,
+) -> Option<usize> {
+    for (i, &w) in weights.iter().enumerate() {
+        if r < w {
+            return Some(i);
+        }
+        r -= w;
+    }
+    None
 }
 
 /// Standard normal values from `rng` as a tensor: generated on the CPU so every device starts

@@ -40,21 +40,13 @@ impl Roll {
         }
         let held =
             |root: usize| -> f64 { MAJOR_SCALE.iter().map(|d| classes[(root + d) % 12]).sum() };
-        (0..12u8)
-            .map(|root| (root, held(usize::from(root))))
-            .fold(None, |best: Option<(u8, f64)>, (root, h)| match best {
-                Some((_, b)) if b >= h => best,
-                _ => Some((root, h)),
-            })
-            .map(|(root, _)| root)
-    }
-
-    /// Whether moving every note by `shift` semitones keeps it on the keyboard.
-    pub fn fits_shift(&self, shift: i32) -> bool {
-        self.pitch_range().is_none_or(|(lo, hi)| {
-            (0..PITCHES as i32).contains(&(i32::from(lo) + shift))
-                && (0..PITCHES as i32).contains(&(i32::from(hi) + shift))
-        })
+        let mut best = 0;
+        for root in 1..12 {
+            if held(root) > held(best) {
+                best = root;
+            }
+        }
+        Some(best as u8)
     }
 
     /// The transposition that moves the roll's diatonic scale to the one of major root
@@ -65,9 +57,10 @@ impl Roll {
             return 0;
         };
         let near = shift_to(root, target);
+        let range = self.pitch_range();
         [near, near + 12, near - 12]
             .into_iter()
-            .find(|&s| self.fits_shift(s))
+            .find(|&s| stays_on_keyboard(range, s))
             .unwrap_or(near)
     }
 
@@ -128,9 +121,10 @@ impl KeyProfile {
         let (Some(root), Some(mean)) = (roll.diatonic_root(), roll.mean_pitch()) else {
             return vec![0.0; SHIFTS.count()];
         };
+        let range = roll.pitch_range();
         SHIFTS
             .map(|s| {
-                if !roll.fits_shift(s) {
+                if !stays_on_keyboard(range, s) {
                     return 0.0;
                 }
                 let key = (i32::from(root) + s).rem_euclid(12) as usize;
@@ -139,6 +133,15 @@ impl KeyProfile {
             })
             .collect()
     }
+}
+
+/// Whether notes spanning `range` (lowest, highest pitch; `None`: no notes) stay on the
+/// keyboard when moved by `shift` semitones.
+fn stays_on_keyboard(range: Option<(u8, u8)>, shift: i32) -> bool {
+    range.is_none_or(|(lo, hi)| {
+        (0..PITCHES as i32).contains(&(i32::from(lo) + shift))
+            && (0..PITCHES as i32).contains(&(i32::from(hi) + shift))
+    })
 }
 
 /// The transposition in [`SHIFTS`] that moves diatonic `root` to `target`.
