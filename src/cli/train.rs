@@ -54,6 +54,24 @@ pub struct Common {
 
 #[derive(Debug, Subcommand)]
 pub enum Stage {
+    #[command(flatten)]
+    Network(Box<Network>),
+    /// Measure each style's keys and register in a corpus and store them in a model's card:
+    /// generation moves the pieces the model draws in every key alike to keys the style uses
+    /// (`train diffusion` does this itself).
+    Keys {
+        /// Training corpus: <dir>/<style>/*.mid.
+        #[arg(long)]
+        data: PathBuf,
+        /// Model folder whose card to update.
+        #[arg(long)]
+        model: PathBuf,
+    },
+}
+
+/// The stages that train a network: they share [`Common`] and a device.
+#[derive(Debug, Subcommand)]
+pub enum Network {
     /// Train the roll ⇄ latent autoencoder.
     Autoencoder {
         #[command(flatten)]
@@ -79,6 +97,15 @@ pub enum Stage {
         /// Normalise each latent channel on its own instead of all by one scale.
         #[arg(long)]
         per_channel_latents: bool,
+        /// Share of training samples per style: four numbers for chorale, polyphony,
+        /// classical and folk (e.g. 0.2,0.3,0.1,0.4), normalised. Default: in proportion to
+        /// the square root of each style's window count.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_name = "CHORALE,POLYPHONY,CLASSICAL,FOLK"
+        )]
+        style_mix: Option<Vec<f64>>,
     },
     /// Fit a finished model's decoder to its UNet's estimates of clean latents (the encoder
     /// and UNet stay as they are), so generated latents decode into notes with onsets.
@@ -105,17 +132,6 @@ pub enum Stage {
         /// Generated latents the validity term draws from.
         #[arg(long)]
         generated: Option<usize>,
-    },
-    /// Measure each style's keys and register in a corpus and store them in a model's card:
-    /// generation moves the pieces the model draws in every key alike to keys the style uses
-    /// (`train diffusion` does this itself).
-    Keys {
-        /// Training corpus: <dir>/<style>/*.mid.
-        #[arg(long)]
-        data: PathBuf,
-        /// Model folder whose card to update.
-        #[arg(long)]
-        model: PathBuf,
     },
 }
 
@@ -267,11 +283,17 @@ fn report(outcome: &Outcome, out: &std::path::Path, checkpoint: &std::path::Path
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let common = match &args.stage {
-        Stage::Autoencoder { common, .. }
-        | Stage::Diffusion { common, .. }
-        | Stage::Decoder { common, .. } => common,
-        Stage::Keys { data, model } => return store_key_profiles(data, model),
+    match args.stage {
+        Stage::Network(network) => train_network(*network),
+        Stage::Keys { data, model } => store_key_profiles(&data, &model),
+    }
+}
+
+fn train_network(network: Network) -> anyhow::Result<()> {
+    let common = match &network {
+        Network::Autoencoder { common, .. }
+        | Network::Diffusion { common, .. }
+        | Network::Decoder { common, .. } => common,
     };
     let chosen = common.device.choose()?;
     let stop = stop_flag();
@@ -282,8 +304,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         time_limit,
         on_progress: &mut on_progress,
     };
-    match args.stage {
-        Stage::Autoencoder {
+    match network {
+        Network::Autoencoder {
             common,
             val,
             channels,
@@ -314,18 +336,20 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             .with_context(|| format!("training the autoencoder into {}", common.out.display()))?;
             report(&outcome, &common.out, &dir_of(&common.out));
         }
-        Stage::Diffusion {
+        Network::Diffusion {
             common,
             autoencoder: ae_dir,
             base_channels,
             per_channel_latents,
+            style_mix,
         } => {
             let mut unet = UNetConfig::new();
             if let Some(b) = base_channels {
                 unet = unet.with_base_channels(b);
             }
             let training = with_common!(DiffusionTraining::new(), common)
-                .with_per_channel_latents(per_channel_latents);
+                .with_per_channel_latents(per_channel_latents)
+                .with_style_mix(style_mix);
             let outcome = diffusion::train(
                 DiffusionRun {
                     unet,
@@ -342,7 +366,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             .with_context(|| format!("training diffusion into {}", common.out.display()))?;
             report(&outcome, &common.out, &dir_of(&common.out));
         }
-        Stage::Decoder {
+        Network::Decoder {
             common,
             model,
             val,
@@ -400,7 +424,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             })?;
             report(&outcome, &common.out, &decoder::checkpoint_dir(&common.out));
         }
-        Stage::Keys { .. } => unreachable!("answered before a device is chosen"),
     }
     Ok(())
 }

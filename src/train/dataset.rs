@@ -80,6 +80,30 @@ impl WindowSet {
         }
     }
 
+    /// Draws the styles with these shares (one per style in [`Style::ALL`] order, normalised)
+    /// instead of by the square root of their window counts. A style without windows is
+    /// never drawn whatever its share.
+    pub fn with_style_mix(mut self, mix: &[f64]) -> Result<WindowSet, TrainError> {
+        let usable = |i: usize| !self.by_style[i].is_empty();
+        let valid = mix.len() == Style::ALL.len() && mix.iter().all(|w| w.is_finite() && *w >= 0.0);
+        let total: f64 = (0..mix.len().min(self.by_style.len()))
+            .filter(|&i| usable(i))
+            .map(|i| mix[i])
+            .sum();
+        if !valid || total <= 0.0 {
+            return Err(TrainError::BadStyleMix(mix.to_vec()));
+        }
+        self.style_p = (0..mix.len())
+            .map(|i| if usable(i) { mix[i] / total } else { 0.0 })
+            .collect();
+        Ok(self)
+    }
+
+    /// Probability of drawing each style.
+    pub fn style_mix(&self) -> &[f64] {
+        &self.style_p
+    }
+
     pub fn len(&self) -> usize {
         self.by_style.iter().map(Vec::len).sum()
     }
@@ -238,9 +262,8 @@ mod tests {
         assert!(up.notes().iter().all(|n| n.pitch >= 65));
     }
 
-    #[test]
-    fn draws_cover_every_style_and_transpose_within_range() {
-        let corpus = Corpus {
+    fn folk_and_chorale() -> Corpus {
+        Corpus {
             pieces: vec![
                 piece(
                     Style::Folk,
@@ -257,8 +280,12 @@ mod tests {
             ],
             rejected: vec![],
             skipped: 0,
-        };
-        let set = WindowSet::from_corpus(&corpus);
+        }
+    }
+
+    #[test]
+    fn draws_cover_every_style_and_transpose_within_range() {
+        let set = WindowSet::from_corpus(&folk_and_chorale());
         assert_eq!(set.windows_per_style()[Style::Folk.index()], 9);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let mut seen = [0; 4];
@@ -273,5 +300,39 @@ mod tests {
         assert!(seen[Style::Folk.index()] > 50 && seen[Style::Chorale.index()] > 50);
         assert_eq!(seen[Style::Polyphony.index()], 0);
         assert_eq!(set.fixed(3).len(), 6);
+    }
+
+    #[test]
+    fn a_style_mix_sets_the_draws_and_skips_styles_without_windows() {
+        let set = WindowSet::from_corpus(&folk_and_chorale())
+            .with_style_mix(&[3.0, 5.0, 0.0, 1.0])
+            .unwrap();
+        // Polyphony has no windows: its share goes to the others, 3 : 1.
+        assert_eq!(set.style_mix(), &[0.75, 0.0, 0.0, 0.25]);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let mut seen = [0; 4];
+        for _ in 0..400 {
+            seen[set.draw(&mut rng).1.index()] += 1;
+        }
+        assert!(
+            (260..=340).contains(&seen[Style::Chorale.index()]),
+            "{seen:?}"
+        );
+        assert_eq!(
+            seen[Style::Polyphony.index()] + seen[Style::Classical.index()],
+            0
+        );
+
+        let corpus = folk_and_chorale();
+        for bad in [
+            &[1.0, 1.0][..],
+            &[1.0, 0.0, 0.0, -1.0],
+            &[0.0, 1.0, 1.0, 0.0],
+        ] {
+            assert!(matches!(
+                WindowSet::from_corpus(&corpus).with_style_mix(bad),
+                Err(TrainError::BadStyleMix(_))
+            ));
+        }
     }
 }

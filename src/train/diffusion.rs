@@ -53,6 +53,11 @@ pub struct DiffusionTraining {
     /// shipped model at a similar point (see the README).
     #[config(default = false)]
     pub per_channel_latents: bool,
+    /// Share of samples drawn from each style (chorale, polyphony, classical, folk); `None`
+    /// draws styles by the square root of their window counts. A resumed run may change it:
+    /// the weakest styles can get more of a continuation's steps.
+    #[config(default = "None")]
+    pub style_mix: Option<Vec<f64>>,
 }
 
 pub struct DiffusionRun<'a> {
@@ -138,7 +143,10 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
         &run.autoencoder.join(AUTOENCODER_FILE),
         &run.device,
     )?;
-    let (data, corpus) = WindowSet::load(run.data, run.training.hop_bars)?;
+    let (mut data, corpus) = WindowSet::load(run.data, run.training.hop_bars)?;
+    if let Some(mix) = &run.training.style_mix {
+        data = data.with_style_mix(mix)?;
+    }
     let unet_config = run
         .unet
         .clone()
@@ -335,6 +343,7 @@ fn write_model(
         "data": run.data.display().to_string(),
         "files": files,
         "windows_per_style": data.windows_per_style(),
+        "style_mix": data.style_mix(),
         "steps": state.step,
         "finished": finished,
         "batch": run.training.batch,

@@ -20,6 +20,10 @@ pub enum TrainError {
     },
     #[error("{}: no 8-bar windows with a style label found (expected <dir>/<style>/*.mid with styles chorale, polyphony, classical, folk)", .0.display())]
     NoData(PathBuf),
+    #[error(
+        "--style-mix {0:?}: give one share per style (chorale, polyphony, classical, folk), none negative, at least one above 0 for a style the corpus has"
+    )]
+    BadStyleMix(Vec<f64>),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
