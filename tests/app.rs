@@ -7,37 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burn::tensor::Device;
 use diffroll::app::{Dialogs, DiffrollApp, ModelStatus, Settings};
 use diffroll::device::DeviceRequest;
-use diffroll::model::{AutoencoderConfig, KeyChoice, ModelCard, UNetConfig, save_weights};
+use diffroll::model::{KeyChoice, ModelCard};
 use diffroll::roll::KEY_NAMES;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
-/// A model folder with random weights: tiny, so a generation takes milliseconds.
-fn tiny_model(dir: &Path) {
-    let ae = AutoencoderConfig::new()
-        .with_channels(vec![8, 8])
-        .with_latent_channels(2);
-    let unet = UNetConfig::new()
-        .with_base_channels(8)
-        .with_channel_mult(vec![1, 2])
-        .with_attention(vec![false, true])
-        .with_heads(2)
-        .with_latent_channels(2);
-    let device = Device::flex();
-    let mut card = ModelCard::new("tiny", ae.clone());
-    card.unet = Some(unet.clone());
-    std::fs::create_dir_all(dir).unwrap();
-    card.save(dir).unwrap();
-    save_weights(
-        &ae.init(&device),
-        &dir.join(diffroll::model::AUTOENCODER_FILE),
-    )
-    .unwrap();
-    save_weights(&unet.init(&device), &dir.join(diffroll::model::UNET_FILE)).unwrap();
-}
+mod tiny;
 
 /// Saved models go to one temporary folder for this whole test binary: the catalog reads
 /// `DIFFROLL_DATA_DIR`, and every test sets it to the same value before anything reads it.
@@ -156,7 +133,7 @@ fn is_disabled(h: &Harness<'_, Option<DiffrollApp>>, label: &str) -> bool {
 fn generate_shows_steps_then_a_roll_and_export_writes_the_same_notes() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");
-    tiny_model(&model);
+    tiny::model_folder(&model);
     let export = tmp.path().join("take.mid");
     let mut h = harness(&model, &export, 12);
     step_until(&mut h, "model loaded", |a| {
@@ -214,7 +191,7 @@ fn generate_shows_steps_then_a_roll_and_export_writes_the_same_notes() {
 fn clean_up_rounds_run_after_the_main_pass_and_are_shown_too() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");
-    tiny_model(&model);
+    tiny::model_folder(&model);
     let mut h = harness_with(&model, &tmp.path().join("take.mid"), |s| {
         s.steps = 6;
         s.restart = diffroll::model::Restart {
@@ -242,7 +219,7 @@ fn clean_up_rounds_run_after_the_main_pass_and_are_shown_too() {
 fn a_model_that_recommends_refining_gets_it_and_the_checkbox_turns_it_off_and_on() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");
-    tiny_model(&model);
+    tiny::model_folder(&model);
     let mut card = ModelCard::load(&model).unwrap();
     let refine = diffroll::model::Refine {
         steps: 2,
@@ -285,7 +262,7 @@ fn a_model_that_recommends_refining_gets_it_and_the_checkbox_turns_it_off_and_on
 fn a_key_picked_in_the_settings_is_the_key_of_the_next_take() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");
-    tiny_model(&model);
+    tiny::model_folder(&model);
     let mut h = harness_with(&model, &tmp.path().join("unused.mid"), |s| {
         s.steps = 3;
         s.lock_seed = true;
@@ -325,7 +302,7 @@ fn a_key_picked_in_the_settings_is_the_key_of_the_next_take() {
 fn escape_cancels_within_one_step_and_keeps_the_app_usable() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");
-    tiny_model(&model);
+    tiny::model_folder(&model);
     let mut h = harness(&model, &tmp.path().join("unused.mid"), 1000);
     step_until(&mut h, "model loaded", |a| {
         matches!(a.model, ModelStatus::Ready { .. })
@@ -350,7 +327,7 @@ fn escape_cancels_within_one_step_and_keeps_the_app_usable() {
 fn a_broken_model_is_reported_in_the_window() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("broken");
-    tiny_model(&model);
+    tiny::model_folder(&model);
     std::fs::write(model.join(diffroll::model::UNET_FILE), b"not weights").unwrap();
     let mut h = harness(&model, &tmp.path().join("unused.mid"), 10);
     step_until(&mut h, "load failure", |a| {
@@ -367,7 +344,7 @@ fn a_broken_model_is_reported_in_the_window() {
 fn dropped_files_fine_tune_into_a_new_selected_model_and_leave_the_base_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");
-    tiny_model(&model);
+    tiny::model_folder(&model);
     let before = folder_bytes(&model);
     let pdf = tmp.path().join("score.pdf");
     std::fs::write(&pdf, b"%PDF-1.4 not music").unwrap();
@@ -412,7 +389,7 @@ fn dropped_files_fine_tune_into_a_new_selected_model_and_leave_the_base_alone() 
 fn a_bad_drop_explains_itself_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");
-    tiny_model(&model);
+    tiny::model_folder(&model);
     let pdf = tmp.path().join("notes.pdf");
     std::fs::write(&pdf, b"%PDF-1.4").unwrap();
     let short = tmp.path().join("short.mid");
@@ -453,7 +430,7 @@ fn a_bad_drop_explains_itself_and_changes_nothing() {
 fn play_reports_where_the_sound_goes_or_why_it_cannot() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");
-    tiny_model(&model);
+    tiny::model_folder(&model);
     let mut h = harness(&model, &tmp.path().join("unused.mid"), 5);
     step_until(&mut h, "model loaded", |a| {
         matches!(a.model, ModelStatus::Ready { .. })

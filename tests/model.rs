@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use burn::tensor::Device;
 use diffroll::model::{
     AutoencoderConfig, GenerateRequest, KeyChoice, ModelCard, ModelError, Pipeline, SamplerKind,
-    UNetConfig, load_weights, save_weights,
+    load_weights, save_weights,
 };
 use diffroll::roll::{Roll, Style};
 use diffroll::train::autoencoder::{self, AutoencoderRun, AutoencoderTraining};
@@ -16,22 +16,10 @@ use diffroll::train::decoder::{self, DecoderRun, DecoderTraining};
 use diffroll::train::diffusion::{self, DiffusionRun, DiffusionTraining};
 use diffroll::train::run::{Control, Outcome};
 
+mod tiny;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/midi")
-}
-
-fn tiny_ae() -> AutoencoderConfig {
-    AutoencoderConfig::new()
-        .with_channels(vec![8, 8])
-        .with_latent_channels(2)
-}
-
-fn tiny_unet() -> UNetConfig {
-    UNetConfig::new()
-        .with_base_channels(8)
-        .with_channel_mult(vec![1, 2])
-        .with_attention(vec![false, true])
-        .with_heads(2)
 }
 
 fn quiet() -> impl FnMut(&diffroll::train::run::Progress) {
@@ -43,7 +31,7 @@ fn train_ae(out: &Path, steps: usize, resume: bool) -> Outcome {
     let mut progress = quiet();
     autoencoder::train(
         AutoencoderRun {
-            model: tiny_ae(),
+            model: tiny::ae(),
             training: AutoencoderTraining::new()
                 .with_steps(steps)
                 .with_batch(2)
@@ -82,7 +70,7 @@ fn train_diffusion(
     };
     diffusion::train(
         DiffusionRun {
-            unet: tiny_unet(),
+            unet: tiny::unet(),
             training: DiffusionTraining::new()
                 .with_steps(steps)
                 .with_batch(2)
@@ -193,12 +181,8 @@ fn train_resume_generate_is_exact_and_deterministic() {
     // Parameter ids are random per run, so compare what the weights compute.
     let probe = |dir: &Path| -> Vec<f32> {
         let device = Device::flex();
-        let unet = load_weights(
-            tiny_unet().with_latent_channels(2).init(&device),
-            &dir.join("unet.bpk"),
-            &device,
-        )
-        .unwrap();
+        let unet =
+            load_weights(tiny::unet().init(&device), &dir.join("unet.bpk"), &device).unwrap();
         let x = burn::tensor::Tensor::<4>::ones([1, 2, 16, 16], &device);
         let label = burn::tensor::Tensor::<1, burn::tensor::Int>::from_data(
             burn::tensor::TensorData::new(vec![1i64], [1]),
@@ -572,15 +556,10 @@ fn train_resume_generate_is_exact_and_deterministic() {
 fn save_load_round_trip_gives_identical_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::flex();
-    let unet = tiny_unet().with_latent_channels(2).init(&device);
+    let unet = tiny::unet().init(&device);
     let path = dir.path().join("unet.bpk");
     save_weights(&unet, &path).unwrap();
-    let loaded = load_weights(
-        tiny_unet().with_latent_channels(2).init(&device),
-        &path,
-        &device,
-    )
-    .unwrap();
+    let loaded = load_weights(tiny::unet().init(&device), &path, &device).unwrap();
     let x = burn::tensor::Tensor::<4>::ones([1, 2, 16, 16], &device);
     let label = burn::tensor::Tensor::<1, burn::tensor::Int>::from_data(
         burn::tensor::TensorData::new(vec![1i64], [1]),
@@ -591,7 +570,7 @@ fn save_load_round_trip_gives_identical_outputs() {
     assert_eq!(a, b);
 
     // Wrong architecture and corrupt bytes: an error that names the file, not a panic.
-    let other = tiny_unet()
+    let other = tiny::unet()
         .with_base_channels(16)
         .with_latent_channels(2)
         .init(&device);
@@ -599,22 +578,11 @@ fn save_load_round_trip_gives_identical_outputs() {
     assert!(err.to_string().contains("unet.bpk"), "{err}");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let err = load_weights(
-        tiny_unet().with_latent_channels(2).init(&device),
-        &path,
-        &device,
-    )
-    .expect_err("truncated file refused");
+    let err = load_weights(tiny::unet().init(&device), &path, &device)
+        .expect_err("truncated file refused");
     assert!(err.to_string().contains("unet.bpk"), "{err}");
     std::fs::write(&path, b"not weights at all").unwrap();
-    assert!(
-        load_weights(
-            tiny_unet().with_latent_channels(2).init(&device),
-            &path,
-            &device
-        )
-        .is_err()
-    );
+    assert!(load_weights(tiny::unet().init(&device), &path, &device).is_err());
 }
 
 #[test]
