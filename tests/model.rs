@@ -178,6 +178,11 @@ fn train_resume_generate_is_exact_and_deterministic() {
     let card = ModelCard::load(&resumed).unwrap();
     assert_eq!((card.mending.drop_blips, card.defaults.steps), (1, 17));
     assert!(card.eval.get("mean_oa").is_none(), "stale figures kept");
+    // Both stretches ran on the same (test) hardware: one entry, from step 0.
+    assert_eq!(
+        card.training["diffusion"]["hardware_by_step"],
+        serde_json::json!([{"step": 0, "hardware": "test"}])
+    );
     // Parameter ids are random per run, so compare what the weights compute.
     let probe = |dir: &Path| -> Vec<f32> {
         let device = Device::flex();

@@ -242,6 +242,7 @@ pub fn train(run: AutoencoderRun<'_>, control: Control<'_>) -> Result<Outcome, T
         run.training.seed,
         run.resume,
     )?;
+    state.running_on(&run.hardware);
     let t = &run.training;
     let weights = [t.onset_weight, t.sustain_weight];
     let mut throughput = Throughput::default();
@@ -349,6 +350,7 @@ fn write_model(
         "batch": run.training.batch,
         "wall_time_hours": state.elapsed_secs / 3600.0,
         "hardware": run.hardware,
+        "hardware_by_step": state.hardware_log(),
         "config": state.training_config,
         "held_out": metrics.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
         "held_out_data": run.val.map(|p| p.display().to_string()),

@@ -84,6 +84,33 @@ impl TrainState {
     /// Records a resume under different training settings (a shorter `--steps`, another
     /// batch): the history keeps the step and the settings from then on, so a model card can
     /// tell the whole schedule.
+    /// Records that the run goes on on `hardware` from this step (once each time it changes),
+    /// so a model trained partly on one machine and partly on another says which did what.
+    pub fn running_on(&mut self, hardware: &str) {
+        let last = self
+            .history
+            .iter()
+            .rev()
+            .find_map(|h| h.get("hardware").and_then(|v| v.as_str()));
+        if last != Some(hardware) {
+            self.history.push(serde_json::json!({
+                "step": self.step,
+                "hardware": hardware,
+            }));
+        }
+    }
+
+    /// The hardware each stretch of the run trained on, as [`TrainState::running_on`] recorded
+    /// it: `{"step", "hardware"}` from that step on. Runs checkpointed before this was kept
+    /// start their list where they were first resumed.
+    pub fn hardware_log(&self) -> Vec<serde_json::Value> {
+        self.history
+            .iter()
+            .filter(|h| h.get("hardware").is_some())
+            .cloned()
+            .collect()
+    }
+
     pub fn resumed_with(&mut self, training_config: serde_json::Value) {
         if self.training_config != training_config {
             self.history.push(serde_json::json!({
@@ -242,5 +269,24 @@ mod tests {
         assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
         let names: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "only the checkpoint folder remains");
+    }
+
+    #[test]
+    fn the_hardware_log_notes_each_change_of_machine_with_its_step() {
+        let mut s = state();
+        s.running_on("CPU");
+        s.running_on("CPU");
+        s.step = 500;
+        s.resumed_with(serde_json::json!({"lr": 1}));
+        s.running_on("GPU");
+        s.step = 900;
+        s.running_on("GPU");
+        assert_eq!(
+            s.hardware_log(),
+            vec![
+                serde_json::json!({"step": 7, "hardware": "CPU"}),
+                serde_json::json!({"step": 500, "hardware": "GPU"}),
+            ]
+        );
     }
 }

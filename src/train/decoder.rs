@@ -259,6 +259,7 @@ pub fn train(run: DecoderRun<'_>, control: Control<'_>) -> Result<Outcome, Train
         run.training.seed,
         run.resume,
     )?;
+    state.running_on(&run.hardware);
     let t = &run.training;
     // Seeds far from the small ones `eval` and `generate` use, so no scored sample is trained on.
     let held_out_generated = generated_latents(&pipeline, 64, 2_000_000)?;
@@ -393,6 +394,7 @@ pub fn train(run: DecoderRun<'_>, control: Control<'_>) -> Result<Outcome, Train
             "batch": t.batch,
             "wall_time_hours": state.elapsed_secs / 3600.0,
             "hardware": run.hardware,
+            "hardware_by_step": state.hardware_log(),
             "config": state.training_config,
             "thresholds": thresholds,
             "held_out": {

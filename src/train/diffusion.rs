@@ -207,6 +207,7 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
         path: run.out.to_path_buf(),
         source,
     })?;
+    state.running_on(&run.hardware);
     let mut ema = ema.unwrap_or_else(|| unet.valid());
     let norm = state.latent_norm.clone().unwrap_or_else(|| {
         LatentNorm::global(
@@ -349,8 +350,10 @@ fn write_model(
         "batch": run.training.batch,
         "wall_time_hours": state.elapsed_secs / 3600.0,
         "hardware": run.hardware,
+        "hardware_by_step": state.hardware_log(),
         "config": state.training_config,
-        "final_loss": state.history.last().and_then(|h| h.get("loss").cloned()),
+        // The history also holds resumes and changes of machine: the last entry with a loss.
+        "final_loss": state.history.iter().rev().find_map(|h| h.get("loss").cloned()),
     });
     save_weights(ae, &run.out.join(AUTOENCODER_FILE))?;
     save_weights(unet, &run.out.join(UNET_FILE))?;
