@@ -84,18 +84,20 @@ impl WindowSet {
     /// instead of by the square root of their window counts. A style without windows is
     /// never drawn whatever its share.
     pub fn with_style_mix(mut self, mix: &[f64]) -> Result<WindowSet, TrainError> {
-        let usable = |i: usize| !self.by_style[i].is_empty();
-        let valid = mix.len() == Style::ALL.len() && mix.iter().all(|w| w.is_finite() && *w >= 0.0);
-        let total: f64 = (0..mix.len().min(self.by_style.len()))
-            .filter(|&i| usable(i))
-            .map(|i| mix[i])
-            .sum();
-        if !valid || total <= 0.0 {
-            return Err(TrainError::BadStyleMix(mix.to_vec()));
+        let bad = || TrainError::BadStyleMix(mix.to_vec());
+        if mix.len() != self.by_style.len() || !mix.iter().all(|w| w.is_finite() && *w >= 0.0) {
+            return Err(bad());
         }
-        self.style_p = (0..mix.len())
-            .map(|i| if usable(i) { mix[i] / total } else { 0.0 })
+        let weights: Vec<f64> = mix
+            .iter()
+            .zip(&self.by_style)
+            .map(|(&w, windows)| if windows.is_empty() { 0.0 } else { w })
             .collect();
+        let total: f64 = weights.iter().sum();
+        if total <= 0.0 {
+            return Err(bad());
+        }
+        self.style_p = weights.iter().map(|w| w / total).collect();
         Ok(self)
     }
 
