@@ -22,21 +22,17 @@ pub const KEY_NAMES: [&str; 12] = [
 pub const SHIFTS: std::ops::RangeInclusive<i32> = -6..=5;
 
 impl Roll {
-    /// Steps of sound per pitch class.
-    fn sound_per_class(&self) -> [f64; 12] {
-        let mut classes = [0.0; 12];
-        for note in self.notes() {
-            classes[usize::from(note.pitch) % 12] += f64::from(note.end - note.start);
-        }
-        classes
-    }
-
-    /// The major-scale root (0 = C … 11 = B) whose diatonic scale holds most of the roll's
-    /// sound, counted in steps; the lowest root wins a tie. `None` for a silent roll.
-    pub fn diatonic_root(&self) -> Option<u8> {
-        let classes = self.sound_per_class();
-        if classes.iter().sum::<f64>() == 0.0 {
+    /// The diatonic root ([`Roll::diatonic_root`]) and the mean pitch of the notes (each
+    /// counted once) from one listing of them: key moves read both for every piece at every
+    /// preview step. `None` for a silent roll.
+    fn key_and_mean(&self) -> Option<(u8, f64)> {
+        let notes = self.notes();
+        if notes.is_empty() {
             return None;
+        }
+        let mut classes = [0.0; 12];
+        for note in &notes {
+            classes[usize::from(note.pitch) % 12] += f64::from(note.end - note.start);
         }
         let held =
             |root: usize| -> f64 { MAJOR_SCALE.iter().map(|d| classes[(root + d) % 12]).sum() };
@@ -46,7 +42,14 @@ impl Roll {
                 best = root;
             }
         }
-        Some(best as u8)
+        let mean = notes.iter().map(|n| f64::from(n.pitch)).sum::<f64>() / notes.len() as f64;
+        Some((best as u8, mean))
+    }
+
+    /// The major-scale root (0 = C … 11 = B) whose diatonic scale holds most of the roll's
+    /// sound, counted in steps; the lowest root wins a tie. `None` for a silent roll.
+    pub fn diatonic_root(&self) -> Option<u8> {
+        self.key_and_mean().map(|(root, _)| root)
     }
 
     /// The transposition that moves the roll's diatonic scale to the one of major root
@@ -62,15 +65,6 @@ impl Roll {
             .into_iter()
             .find(|&s| stays_on_keyboard(range, s))
             .unwrap_or(near)
-    }
-
-    /// Mean pitch of the roll's notes, each counted once. `None` for a silent roll.
-    pub fn mean_pitch(&self) -> Option<f64> {
-        let notes = self.notes();
-        if notes.is_empty() {
-            return None;
-        }
-        Some(notes.iter().map(|n| f64::from(n.pitch)).sum::<f64>() / notes.len() as f64)
     }
 }
 
@@ -92,7 +86,7 @@ impl KeyProfile {
         let mut roots = [0.0; 12];
         let mut means = Vec::new();
         for roll in rolls {
-            if let (Some(root), Some(mean)) = (roll.diatonic_root(), roll.mean_pitch()) {
+            if let Some((root, mean)) = roll.key_and_mean() {
                 roots[usize::from(root)] += 1.0;
                 means.push(mean);
             }
@@ -118,7 +112,7 @@ impl KeyProfile {
     /// is; 0 for one that would push notes off the keyboard. All zero when no shift lands in
     /// a key the style uses (or the roll is silent).
     pub fn shift_weights(&self, roll: &Roll) -> Vec<f64> {
-        let (Some(root), Some(mean)) = (roll.diatonic_root(), roll.mean_pitch()) else {
+        let Some((root, mean)) = roll.key_and_mean() else {
             return vec![0.0; SHIFTS.count()];
         };
         let range = roll.pitch_range();
@@ -212,7 +206,7 @@ mod tests {
         assert_eq!(d.transposed(8).diatonic_root(), Some(10));
         assert_eq!(Roll::new(32).diatonic_root(), None);
         let mean = notes.iter().map(|n| f64::from(n.0)).sum::<f64>() / 6.0;
-        assert_eq!(d.mean_pitch(), Some(mean));
+        assert_eq!(d.key_and_mean(), Some((2, mean)));
     }
 
     #[test]
