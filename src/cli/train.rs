@@ -100,12 +100,8 @@ pub enum Network {
         /// Share of training samples per style: four numbers for chorale, polyphony,
         /// classical and folk (e.g. 0.2,0.3,0.1,0.4), normalised. Default: in proportion to
         /// the square root of each style's window count.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            value_name = "CHORALE,POLYPHONY,CLASSICAL,FOLK"
-        )]
-        style_mix: Option<Vec<f64>>,
+        #[arg(long, value_parser = parse_style_mix, value_name = "CHORALE,POLYPHONY,CLASSICAL,FOLK")]
+        style_mix: Option<StyleMix>,
     },
     /// Fit a finished model's decoder to its UNet's estimates of clean latents (the encoder
     /// and UNet stay as they are), so generated latents decode into notes with onsets.
@@ -136,6 +132,28 @@ pub enum Network {
 }
 
 /// `train keys`: measures the corpus and rewrites the card.
+/// `--style-mix`: one share per style, in label order.
+#[derive(Debug, Clone, Copy)]
+pub struct StyleMix(pub [f64; 4]);
+
+/// Checks what can be checked before the corpus is read: four finite shares, none negative
+/// (whether the corpus has the styles that get a share is known only once it is read).
+fn parse_style_mix(s: &str) -> Result<StyleMix, String> {
+    let shares: Vec<f64> = s
+        .split(',')
+        .map(|w| match w.trim().parse::<f64>() {
+            Ok(w) if w.is_finite() && w >= 0.0 => Ok(w),
+            _ => Err(format!("'{w}' is not a share: give a number of 0 or more")),
+        })
+        .collect::<Result<_, _>>()?;
+    shares.try_into().map(StyleMix).map_err(|shares: Vec<f64>| {
+        format!(
+            "{} shares given: give four, for chorale, polyphony, classical and folk (e.g. 0.2,0.3,0.1,0.4)",
+            shares.len()
+        )
+    })
+}
+
 fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow::Result<()> {
     let model = crate::model::catalog::resolve(model)?;
     let mut card = crate::model::ModelCard::load(&model)?;
@@ -349,7 +367,7 @@ fn train_network(network: Network) -> anyhow::Result<()> {
             }
             let training = with_common!(DiffusionTraining::new(), common)
                 .with_per_channel_latents(per_channel_latents)
-                .with_style_mix(style_mix);
+                .with_style_mix(style_mix.map(|m| m.0.to_vec()));
             let outcome = diffusion::train(
                 DiffusionRun {
                     unet,
@@ -426,4 +444,27 @@ fn train_network(network: Network) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn style_mix_wants_four_shares_of_zero_or_more() {
+        let mix = parse_style_mix("0.2, 0.3,0.1,0.4").expect("four shares");
+        assert_eq!(mix.0, [0.2, 0.3, 0.1, 0.4]);
+        assert_eq!(parse_style_mix("0,0,0,1").expect("zeros allowed").0[3], 1.0);
+        for (bad, says) in [
+            ("1,2,3", "3 shares"),
+            ("1,2,3,4,5", "5 shares"),
+            ("1,-2,3,4", "'-2'"),
+            ("1,x,3,4", "'x'"),
+            ("1,inf,3,4", "'inf'"),
+            ("", "''"),
+        ] {
+            let err = parse_style_mix(bad).expect_err(bad);
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 }
