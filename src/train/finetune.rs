@@ -243,10 +243,11 @@ pub fn finetune(run: FinetuneRun<'_>, control: Control<'_>) -> Result<Finetuned,
     new_card.name = run.name.to_string();
     new_card.defaults.style = Some(style);
     // Pieces in a typical key now go to the keys and register of the user's own files.
-    let own: Vec<crate::roll::Roll> = windows
-        .iter()
-        .take(KEY_PROFILE_WINDOWS)
-        .map(|&(piece, start)| window_roll(&run.intake.pieces[piece].song.notes, start as u32, 0))
+    // Evenly spread over the files, as the base model's profiles are over the corpus.
+    let n = windows.len().min(KEY_PROFILE_WINDOWS);
+    let own: Vec<crate::roll::Roll> = (0..n)
+        .map(|k| windows[k * windows.len() / n])
+        .map(|(piece, start)| window_roll(&run.intake.pieces[piece].song.notes, start as u32, 0))
         .collect();
     if let Some(profile) = crate::roll::KeyProfile::measure(&own) {
         new_card.key_profiles.resize(new_card.styles.len(), None);
