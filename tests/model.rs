@@ -609,6 +609,39 @@ fn bad_model_folders_give_clear_errors() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("model.json"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // A card that parses but describes no model that can be built (edited by hand, damaged):
+    // refused when it is read, where building the model would panic.
+    type Damage = fn(&mut ModelCard);
+    let damaged: [(&str, Damage); 4] = [
+        ("channels", |c| c.autoencoder.channels.clear()),
+        ("attention", |c| {
+            c.unet.as_mut().unwrap().attention.pop();
+        }),
+        ("heads", |c| c.unet.as_mut().unwrap().heads = 3),
+        ("latent channels", |c| {
+            c.unet.as_mut().unwrap().latent_channels = 5
+        }),
+    ];
+    for (says, damage) in damaged {
+        let folder = dir.path().join(says);
+        tiny::model_folder(&folder);
+        let mut card = ModelCard::load(&folder).unwrap();
+        damage(&mut card);
+        card.save(&folder).unwrap();
+        let err = Pipeline::load(&folder, &device).err().unwrap();
+        assert!(matches!(err, ModelError::BadConfig { .. }), "{says}: {err}");
+        assert!(err.to_string().contains(says), "{says}: {err}");
+        let out = std::process::Command::new(exe)
+            .args(["generate", "--device", "cpu", "--model"])
+            .arg(&folder)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{says}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("cannot work"), "{says}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{says}: {stderr}");
+    }
 }
 
 #[test]

@@ -20,7 +20,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Timed repetitions per measurement (after one warm-up).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = super::at_least_one)]
     pub reps: usize,
     /// Print one JSON object instead of a table.
     #[arg(long)]

@@ -30,7 +30,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "../shared/corpus/train")]
     pub train: PathBuf,
     /// Samples per style (and real windows per style).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = super::at_least_one)]
     pub count: usize,
     /// Score one style only.
     #[arg(long)]
@@ -57,7 +57,7 @@ pub struct EvalArgs {
     #[arg(long, requires = "model")]
     pub sampler: Option<crate::model::SamplerKind>,
     /// With --model: sampler steps instead of the card's default.
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", value_parser = super::at_least_one)]
     pub steps: Option<usize>,
     /// With --model: guidance scale instead of the card's default (for tuning it).
     #[arg(long, requires = "model")]

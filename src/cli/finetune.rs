@@ -22,7 +22,7 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub name: String,
     /// Optimizer steps (8 windows each).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     pub steps: Option<usize>,
     #[arg(long)]
     pub seed: Option<u64>,

@@ -16,13 +16,13 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "base")]
     pub model: PathBuf,
     /// Number of eight-bar pieces.
-    #[arg(long, short = 'n', default_value_t = 1)]
+    #[arg(long, short = 'n', default_value_t = 1, value_parser = super::at_least_one)]
     pub count: usize,
     /// Random seed; the same seed and settings give byte-identical files. Random if omitted.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Sampler steps (default: the model's recommendation).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     pub steps: Option<usize>,
     /// ddim, ddpm (ancestral) or dpm (default: the model's recommendation).
     #[arg(long)]

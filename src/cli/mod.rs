@@ -98,6 +98,15 @@ fn output_kind(path: &std::path::Path) -> anyhow::Result<OutputKind> {
 }
 
 /// Shown in messages: the path as the user typed it.
+/// Counts that mean nothing at 0 (steps, samples, batch sizes): clap refuses 0 with a message
+/// that names the flag, where the command would otherwise run and do nothing useful.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("give a whole number of 1 or more".to_string()),
+    }
+}
+
 fn shown(path: &std::path::Path) -> String {
     path.display().to_string()
 }

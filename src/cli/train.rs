@@ -34,14 +34,14 @@ pub struct Common {
     #[arg(long)]
     pub resume: bool,
     /// Total optimizer steps.
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     pub steps: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     pub batch: Option<usize>,
     #[arg(long)]
     pub lr: Option<f64>,
     /// Save a checkpoint every N steps (always also on Ctrl-C and at the end).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     pub checkpoint_every: Option<usize>,
     /// Stop (with a checkpoint) after this many minutes; `--resume` continues.
     #[arg(long)]
@@ -82,7 +82,7 @@ pub enum Network {
         /// Channels per resolution, comma-separated (each extra entry halves the size).
         #[arg(long, value_delimiter = ',')]
         channels: Option<Vec<usize>>,
-        #[arg(long)]
+        #[arg(long, value_parser = super::at_least_one)]
         latent_channels: Option<usize>,
     },
     /// Train the denoising UNet on a trained autoencoder's latents.
@@ -92,7 +92,7 @@ pub enum Network {
         /// Model folder holding the trained autoencoder.
         #[arg(long)]
         autoencoder: PathBuf,
-        #[arg(long)]
+        #[arg(long, value_parser = super::at_least_one)]
         base_channels: Option<usize>,
         /// Normalise each latent channel on its own instead of all by one scale.
         #[arg(long)]
@@ -331,12 +331,12 @@ fn train_network(network: Network) -> anyhow::Result<()> {
         } => {
             let mut model = AutoencoderConfig::new();
             if let Some(c) = channels {
-                anyhow::ensure!(!c.is_empty(), "--channels needs at least one number");
                 model = model.with_channels(c);
             }
             if let Some(l) = latent_channels {
                 model = model.with_latent_channels(l);
             }
+            model.check().map_err(anyhow::Error::msg)?;
             let training = with_common!(AutoencoderTraining::new(), common);
             let outcome = autoencoder::train(
                 AutoencoderRun {

@@ -35,6 +35,38 @@ pub struct AutoencoderConfig {
 }
 
 impl AutoencoderConfig {
+    /// Why this configuration cannot build a model for 8-bar rolls, if it cannot: what a card
+    /// written by hand or damaged would otherwise make panic while the model is built.
+    pub fn check(&self) -> Result<(), String> {
+        let roll = crate::roll::PITCHES.min(crate::roll::WINDOW_STEPS);
+        if self.planes != 2 {
+            return Err(format!(
+                "autoencoder planes {}: rolls have 2 (onset and sustain)",
+                self.planes
+            ));
+        }
+        if self.channels.is_empty() || self.channels.contains(&0) || self.latent_channels == 0 {
+            return Err(format!(
+                "autoencoder channels {:?} and latent channels {}: at least one resolution, \
+                 every count above 0",
+                self.channels, self.latent_channels
+            ));
+        }
+        let factor = u32::try_from(self.channels.len() - 1)
+            .ok()
+            .and_then(|levels| self.patch.checked_shl(levels))
+            .filter(|&f| f >= 1 && f <= roll && roll.is_multiple_of(f));
+        if factor.is_none() {
+            return Err(format!(
+                "autoencoder patch {} with {} resolutions: the patch times 2 per further \
+                 resolution must divide {roll}",
+                self.patch,
+                self.channels.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Downsampling factor from roll to latent.
     pub fn factor(&self) -> usize {
         self.patch << (self.channels.len() - 1)
@@ -176,6 +208,38 @@ impl Autoencoder {
 mod tests {
     use super::*;
     use burn::tensor::TensorData;
+
+    #[test]
+    fn configs_that_cannot_fit_a_roll_are_refused() {
+        assert_eq!(AutoencoderConfig::new().check(), Ok(()));
+        let with = |patch: usize, channels: Vec<usize>| {
+            AutoencoderConfig::new()
+                .with_patch(patch)
+                .with_channels(channels)
+                .check()
+        };
+        assert_eq!(with(8, vec![16, 16, 16, 16, 16]), Ok(()), "factor 128 fits");
+        for (patch, channels) in [
+            (0, vec![64]),
+            (3, vec![64]),
+            (4, vec![16; 7]),
+            (4, vec![16; 70]),
+            (4, vec![]),
+            (4, vec![64, 0]),
+        ] {
+            assert!(
+                with(patch, channels.clone()).is_err(),
+                "{patch} {channels:?}"
+            );
+        }
+        assert!(AutoencoderConfig::new().with_planes(3).check().is_err());
+        assert!(
+            AutoencoderConfig::new()
+                .with_latent_channels(0)
+                .check()
+                .is_err()
+        );
+    }
 
     #[test]
     fn fold_and_unfold_are_inverse_and_keep_patches_together() {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AutoencoderConfig, LatentNorm, SamplerKind, UNetConfig};
 use crate::fsutil::atomic_write;
-use crate::roll::{KeyProfile, Mending, Style};
+use crate::roll::{KeyProfile, Mending, PITCHES, Style, WINDOW_STEPS};
 
 /// Card format written by this version.
 pub const CARD_VERSION: u32 = 1;
@@ -34,6 +34,8 @@ pub enum ModelError {
     },
     #[error("{}: card version {found} is newer than this diffroll understands ({CARD_VERSION})", path.display())]
     CardVersion { path: PathBuf, found: u32 },
+    #[error("{}: the model's configuration cannot work: {reason}", path.display())]
+    BadConfig { path: PathBuf, reason: String },
     #[error("{}: weights do not fit the model: {reason}", path.display())]
     BadWeights { path: PathBuf, reason: String },
     #[error(
@@ -130,6 +132,25 @@ impl ModelCard {
         self.key_profiles.get(style.index())?.as_ref()
     }
 
+    /// Why the card describes no model diffroll can build and run, if it does not.
+    pub fn check(&self) -> Result<(), String> {
+        self.autoencoder.check()?;
+        if let Some(unet) = &self.unet {
+            let [channels, side, _] = self.autoencoder.latent_shape(PITCHES, WINDOW_STEPS);
+            if unet.latent_channels != channels {
+                return Err(format!(
+                    "UNet latent channels {} but the autoencoder's latents have {channels}",
+                    unet.latent_channels
+                ));
+            }
+            unet.check(side)?;
+        }
+        if self.defaults.steps == 0 {
+            return Err("default sampler steps 0: give at least 1".to_string());
+        }
+        Ok(())
+    }
+
     pub fn new(name: &str, autoencoder: AutoencoderConfig) -> Self {
         ModelCard {
             version: CARD_VERSION,
@@ -177,6 +198,8 @@ impl ModelCard {
                 found: card.version,
             });
         }
+        card.check()
+            .map_err(|reason| ModelError::BadConfig { path, reason })?;
         Ok(card)
     }
 

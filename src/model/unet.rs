@@ -1,6 +1,7 @@
 //! The denoising UNet over latents: timestep and style embeddings added to every residual
 //! block, self-attention at the lower resolutions, v-prediction output.
 
+use crate::roll::Style;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -82,6 +83,65 @@ pub struct UNet {
 }
 
 impl UNetConfig {
+    /// Why this configuration cannot build a UNet over latents of `side`×`side`, if it
+    /// cannot: what a card written by hand or damaged would otherwise make panic while the
+    /// model is built or run.
+    pub fn check(&self, side: usize) -> Result<(), String> {
+        let levels = self.channel_mult.len();
+        if self.base_channels == 0
+            || self.latent_channels == 0
+            || levels == 0
+            || self.channel_mult.contains(&0)
+        {
+            return Err(format!(
+                "UNet base channels {}, latent channels {}, channel multipliers {:?}: at least \
+                 one resolution, every count above 0",
+                self.base_channels, self.latent_channels, self.channel_mult
+            ));
+        }
+        if self.attention.len() != levels {
+            return Err(format!(
+                "UNet attention {:?}: one flag per resolution ({levels})",
+                self.attention
+            ));
+        }
+        let halvings = u32::try_from(levels - 1).unwrap_or(u32::MAX);
+        if 1usize
+            .checked_shl(halvings)
+            .is_none_or(|scale| scale > side || !side.is_multiple_of(scale))
+        {
+            return Err(format!(
+                "UNet with {levels} resolutions: the {side}×{side} latent cannot be halved \
+                 {} times",
+                levels - 1
+            ));
+        }
+        let last = self.channel_mult[levels - 1] * self.base_channels;
+        let attended = self
+            .channel_mult
+            .iter()
+            .zip(&self.attention)
+            .filter(|(_, a)| **a)
+            .map(|(m, _)| m * self.base_channels)
+            .chain([last]);
+        for channels in attended {
+            if self.heads == 0 || channels % self.heads != 0 {
+                return Err(format!(
+                    "UNet attention heads {}: must divide the {channels} channels they attend over",
+                    self.heads
+                ));
+            }
+        }
+        if self.styles != Style::ALL.len() {
+            return Err(format!(
+                "UNet styles {}: diffroll's styles are {}",
+                self.styles,
+                Style::ALL.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// FLOPs of one forward pass for one `h`×`w` latent (convolutions and attention),
     /// following the same construction as [`UNetConfig::init`].
     pub fn flops(&self, h: usize, w: usize) -> u64 {
@@ -256,5 +316,36 @@ impl UNet {
             }
         }
         self.conv_out.forward(silu(self.norm_out.forward(h)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_that_cannot_be_built_are_refused() {
+        assert_eq!(UNetConfig::new().check(32), Ok(()));
+        let five = UNetConfig::new()
+            .with_channel_mult(vec![1; 5])
+            .with_attention(vec![false; 5]);
+        assert_eq!(five.check(32), Ok(()), "32 → 2 in four halvings");
+        assert!(five.check(8).is_err(), "8 cannot be halved four times");
+        let many = UNetConfig::new()
+            .with_channel_mult(vec![1; 80])
+            .with_attention(vec![false; 80]);
+        assert!(many.check(32).is_err());
+        for bad in [
+            UNetConfig::new().with_attention(vec![true]),
+            UNetConfig::new().with_heads(0),
+            UNetConfig::new().with_heads(3),
+            UNetConfig::new().with_base_channels(0),
+            UNetConfig::new()
+                .with_channel_mult(vec![])
+                .with_attention(vec![]),
+            UNetConfig::new().with_styles(2),
+        ] {
+            assert!(bad.check(32).is_err(), "{bad:?}");
+        }
     }
 }
