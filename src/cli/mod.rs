@@ -97,7 +97,6 @@ fn output_kind(path: &std::path::Path) -> anyhow::Result<OutputKind> {
     }
 }
 
-/// Shown in messages: the path as the user typed it.
 /// Counts that mean nothing at 0 (steps, samples, batch sizes): clap refuses 0 with a message
 /// that names the flag, where the command would otherwise run and do nothing useful.
 fn at_least_one(s: &str) -> Result<usize, String> {
@@ -107,6 +106,7 @@ fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Shown in messages: the path as the user typed it.
 fn shown(path: &std::path::Path) -> String {
     path.display().to_string()
 }
