@@ -131,7 +131,6 @@ pub enum Network {
     },
 }
 
-/// `train keys`: measures the corpus and rewrites the card.
 /// `--style-mix`: one share per style, in label order.
 #[derive(Debug, Clone, Copy)]
 pub struct StyleMix(pub [f64; 4]);
@@ -154,6 +153,7 @@ fn parse_style_mix(s: &str) -> Result<StyleMix, String> {
     })
 }
 
+/// `train keys`: measures the corpus and rewrites the card.
 fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow::Result<()> {
     let model = crate::model::catalog::resolve(model)?;
     let mut card = crate::model::ModelCard::load(&model)?;

@@ -1,13 +1,14 @@
 //! The denoising UNet over latents: timestep and style embeddings added to every residual
 //! block, self-attention at the lower resolutions, v-prediction output.
 
-use crate::roll::Style;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{Embedding, EmbeddingConfig, GroupNorm, Linear, LinearConfig};
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::roll::Style;
 
 use super::layers::{
     Attention, ResBlock, attention_flops, conv_flops, conv3, downsample, norm, res_block_flops,

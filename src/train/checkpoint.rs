@@ -81,9 +81,6 @@ impl TrainState {
         }
     }
 
-    /// Records a resume under different training settings (a shorter `--steps`, another
-    /// batch): the history keeps the step and the settings from then on, so a model card can
-    /// tell the whole schedule.
     /// Records that the run goes on on `hardware` from this step (once each time it changes),
     /// so a model trained partly on one machine and partly on another says which did what.
     pub fn running_on(&mut self, hardware: &str) {
@@ -111,6 +108,9 @@ impl TrainState {
             .collect()
     }
 
+    /// Records a resume under different training settings (a shorter `--steps`, another
+    /// batch): the history keeps the step and the settings from then on, so a model card can
+    /// tell the whole schedule.
     pub fn resumed_with(&mut self, training_config: serde_json::Value) {
         if self.training_config != training_config {
             self.history.push(serde_json::json!({

@@ -179,16 +179,20 @@ impl WindowSet {
         let mut out = Vec::new();
         for (i, windows) in self.by_style.iter().enumerate() {
             let style = Style::from_index(i).expect("style index in range");
-            let n = windows.len().min(per_style);
-            for k in 0..n {
-                let w = windows[k * windows.len() / n];
-                let mut roll = self.roll(w, 0);
+            for w in evenly_spread(windows, per_style) {
+                let mut roll = self.roll(*w, 0);
                 roll.style = Some(style);
                 out.push((roll, style));
             }
         }
         out
     }
+}
+
+/// Up to `most` of `items`, evenly spread over them (all of them when there are no more).
+pub fn evenly_spread<T>(items: &[T], most: usize) -> impl Iterator<Item = &T> {
+    let n = items.len().min(most);
+    (0..n).map(move |k| &items[k * items.len() / n])
 }
 
 /// The 8-bar window of `notes` starting at `start`, transposed; notes already sounding at the

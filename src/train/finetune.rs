@@ -19,7 +19,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::corpus::{self, Piece, Rejection};
-use super::dataset::{KEY_PROFILE_WINDOWS, window_roll};
+use super::dataset::{KEY_PROFILE_WINDOWS, evenly_spread, window_roll};
 use super::diffusion::noise_batch;
 use super::run::{Control, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
@@ -244,10 +244,8 @@ pub fn finetune(run: FinetuneRun<'_>, control: Control<'_>) -> Result<Finetuned,
     new_card.defaults.style = Some(style);
     // Pieces in a typical key now go to the keys and register of the user's own files.
     // Evenly spread over the files, as the base model's profiles are over the corpus.
-    let n = windows.len().min(KEY_PROFILE_WINDOWS);
-    let own: Vec<crate::roll::Roll> = (0..n)
-        .map(|k| windows[k * windows.len() / n])
-        .map(|(piece, start)| window_roll(&run.intake.pieces[piece].song.notes, start as u32, 0))
+    let own: Vec<crate::roll::Roll> = evenly_spread(&windows, KEY_PROFILE_WINDOWS)
+        .map(|&(piece, start)| window_roll(&run.intake.pieces[piece].song.notes, start as u32, 0))
         .collect();
     if let Some(profile) = crate::roll::KeyProfile::measure(&own) {
         new_card.key_profiles.resize(new_card.styles.len(), None);
