@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use diffroll::app::{Dialogs, DiffrollApp, ModelStatus, Settings};
 use diffroll::device::DeviceRequest;
 use diffroll::model::{KeyChoice, ModelCard};
-use diffroll::roll::KEY_NAMES;
+use diffroll::roll::{KEY_NAMES, Style};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
@@ -123,6 +123,13 @@ fn step_until(
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The slider labelled `label` (its text is a node of the same label beside it).
+fn slider<'h>(h: &'h Harness<'_, Option<DiffrollApp>>, label: &'h str) -> egui_kittest::Node<'h> {
+    h.query_all_by_label(label)
+        .find(|n| n.accesskit_node().numeric_value().is_some())
+        .unwrap_or_else(|| panic!("no slider labelled {label}"))
 }
 
 fn is_disabled(h: &Harness<'_, Option<DiffrollApp>>, label: &str) -> bool {
@@ -255,6 +262,59 @@ fn a_model_that_recommends_refining_gets_it_and_the_checkbox_turns_it_off_and_on
     assert_eq!(
         app(&h).settings.refine,
         Some(diffroll::model::Refine::RECOMMENDED)
+    );
+}
+
+#[test]
+fn each_style_keeps_its_own_guidance_and_the_slider_shows_the_chosen_styles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny::model_folder(&model);
+    let mut card = ModelCard::load(&model).unwrap();
+    card.defaults.guidance = "1,folk=2.5".parse().unwrap();
+    card.save(&model).unwrap();
+    let mut h = harness_with(&model, &tmp.path().join("unused.mid"), |s| {
+        s.defaults_from = None;
+    });
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    h.run_steps(2);
+    assert_eq!(app(&h).settings.guidance(), card.defaults.guidance);
+    let value = |h: &Harness<'_, Option<DiffrollApp>>, label: &str| {
+        slider(h, label).accesskit_node().numeric_value()
+    };
+    assert_eq!(
+        value(&h, "Guidance"),
+        Some(1.0),
+        "any style: the common scale"
+    );
+    let pick = |h: &mut Harness<'static, Option<DiffrollApp>>, style: &str| {
+        h.get_by_label("Style").click();
+        h.run_steps(2);
+        h.get_by_label(style).click();
+        h.run_steps(2);
+    };
+    pick(&mut h, "folk");
+    assert_eq!(value(&h, "Guidance (folk)"), Some(2.5));
+    slider(&h, "Guidance (folk)").set_value_accesskit(3.0);
+    h.run_steps(2);
+    pick(&mut h, "chorale");
+    assert_eq!(value(&h, "Guidance (chorale)"), Some(1.0));
+    slider(&h, "Guidance (chorale)").set_value_accesskit(1.5);
+    h.run_steps(2);
+    pick(&mut h, "any");
+    slider(&h, "Guidance").set_value_accesskit(2.0);
+    h.run_steps(2);
+    let g = app(&h).settings.guidance();
+    assert_eq!(
+        (g.for_style(Style::Folk), g.for_style(Style::Chorale)),
+        (3.0, 1.5)
+    );
+    assert_eq!(
+        (g.for_style(Style::Polyphony), g.for_style(Style::Classical)),
+        (2.0, 2.0),
+        "styles without their own follow the common scale"
     );
 }
 

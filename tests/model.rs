@@ -219,7 +219,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
         steps: 4,
         sampler: SamplerKind::DpmSolverPP,
         style: None,
-        guidance: 2.0,
+        guidance: 2.0.into(),
         tempo_bpm: 100.0,
         restart: None,
         refine: None,
@@ -282,6 +282,47 @@ fn train_resume_generate_is_exact_and_deterministic() {
             .unwrap()
     };
     assert_ne!(latents(&r1), latents(&a));
+
+    // A style's own guidance steers that style's samples alone, even in a batch of mixed
+    // styles: the others come out as with no guidance (up to rounding; guided sampling runs
+    // the batch twice over).
+    let mixed = GenerateRequest {
+        count: 8,
+        guidance: 1.0.into(),
+        ..request.clone()
+    };
+    let plain = pipeline.generate(&mixed, None, None).unwrap();
+    let styles: Vec<Style> = plain.rolls.iter().map(|r| r.style.unwrap()).collect();
+    let own = styles[0];
+    assert!(
+        styles.iter().any(|&s| s != own),
+        "the draw must mix styles: {styles:?}"
+    );
+    let steered = GenerateRequest {
+        guidance: format!("1,{own}=4").parse().unwrap(),
+        ..mixed.clone()
+    };
+    let steered = pipeline.generate(&steered, None, None).unwrap();
+    let per_sample = |g: &diffroll::model::Generated| -> Vec<Vec<f32>> {
+        let l = latents(g);
+        l.chunks(l.len() / 8).map(<[f32]>::to_vec).collect()
+    };
+    for ((style, p), s) in styles
+        .iter()
+        .zip(per_sample(&plain))
+        .zip(per_sample(&steered))
+    {
+        let diff = p
+            .iter()
+            .zip(&s)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        if *style == own {
+            assert!(diff > 0.05, "{style} was not steered: {diff}");
+        } else {
+            assert!(diff < 1e-3, "{style} moved by {own}'s guidance: {diff}");
+        }
+    }
 
     // Refinement moves the sampled latent, reproducibly.
     let refine = diffroll::model::Refine {
@@ -352,19 +393,25 @@ fn train_resume_generate_is_exact_and_deterministic() {
         )
         .unwrap();
     for (t, d) in typical.rolls.iter().zip(&drawn.rolls) {
-        assert_eq!(
-            t.notes(),
-            moved_to(d, 5),
-            "every style's music is in F here"
-        );
+        // `typical` moves by at most a tritone and never off the keyboard: a piece (the tiny
+        // model's are near noise) spanning too much of it to reach F that way stays as drawn.
+        let shift = d.shift_into(5);
+        let reachable = diffroll::roll::SHIFTS.contains(&shift)
+            && d.transposed(shift).note_count() == d.note_count();
+        let expected = if reachable { moved_to(d, 5) } else { d.notes() };
+        assert_eq!(t.notes(), expected, "every style's music is in F here");
     }
-    // The previews are moved too: the last step's is the finished piece (no refinement).
+    // The previews are moved too: the last step's is the finished piece (no refinement). The
+    // key is one the drawn pieces are not all in already.
+    let elsewhere = (0..12u8)
+        .find(|&k| drawn.rolls.iter().any(|d| moved_to(d, k) != d.notes()))
+        .expect("some key moves the drawn pieces");
     let mut last = Vec::new();
     let mut keep_last = |e: diffroll::model::StepEvent<'_>| last = e.preview.to_vec();
     let finished = pipeline
         .generate(
             &GenerateRequest {
-                key: KeyChoice::Root(9),
+                key: KeyChoice::Root(elsewhere),
                 ..request.clone()
             },
             None,
@@ -613,7 +660,7 @@ fn bad_model_folders_give_clear_errors() {
     // A card that parses but describes no model that can be built (edited by hand, damaged):
     // refused when it is read, where building the model would panic.
     type Damage = fn(&mut ModelCard);
-    let damaged: [(&str, Damage); 4] = [
+    let damaged: [(&str, Damage); 5] = [
         ("channels", |c| c.autoencoder.channels.clear()),
         ("attention", |c| {
             c.unet.as_mut().unwrap().attention.pop();
@@ -621,6 +668,9 @@ fn bad_model_folders_give_clear_errors() {
         ("heads", |c| c.unet.as_mut().unwrap().heads = 3),
         ("latent channels", |c| {
             c.unet.as_mut().unwrap().latent_channels = 5
+        }),
+        ("folk guidance", |c| {
+            c.defaults.guidance.per_style.insert(Style::Folk, -1.0);
         }),
     ];
     for (says, damage) in damaged {
@@ -666,7 +716,7 @@ fn wgpu_and_cpu_give_the_same_notes() {
         steps: 5,
         sampler: SamplerKind::DpmSolverPP,
         style: Some(Style::Chorale),
-        guidance: 1.5,
+        guidance: 1.5.into(),
         tempo_bpm: 90.0,
         // The restart's fresh noise comes from the same seeded generator on both devices.
         restart: Some(diffroll::model::Restart {
@@ -825,7 +875,7 @@ fn fitting_the_decoder_leaves_encoder_and_unet_alone_and_resumes_exactly() {
         steps: 3,
         sampler: SamplerKind::DpmSolverPP,
         style: Some(Style::Chorale),
-        guidance: 1.0,
+        guidance: 1.0.into(),
         tempo_bpm: 100.0,
         restart: None,
         refine: None,

@@ -10,6 +10,7 @@ pub mod playback;
 pub mod roll_view;
 pub mod worker;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -21,7 +22,7 @@ use crate::audio::{InstrumentSpec, Sequence};
 use crate::device::DeviceRequest;
 use crate::fsutil::atomic_write;
 use crate::model::catalog::{self, ModelEntry};
-use crate::model::{GenerateRequest, KeyChoice, Refine, Restart, SamplerKind};
+use crate::model::{GenerateRequest, Guidance, KeyChoice, Refine, Restart, SamplerKind};
 use crate::roll::{DEFAULT_TEMPO_BPM, Roll, STEPS_PER_BEAT, Style};
 use playback::{Output, Playback, Status};
 use roll_view::{RollImage, RollView};
@@ -50,7 +51,11 @@ pub struct Settings {
     pub style: Option<Style>,
     pub sampler: SamplerKind,
     pub steps: usize,
+    /// Guidance for the styles `style_guidance` does not name.
     pub guidance: f32,
+    /// A style's own guidance (the model's recommendation, or what the user set while that
+    /// style was chosen).
+    pub style_guidance: BTreeMap<Style, f32>,
     /// Restart passes after the main one (rounds 0: none).
     pub restart: Restart,
     /// Validity refinement of each take's latent (the model's recommendation; `None`: off).
@@ -71,6 +76,15 @@ pub struct Settings {
     pub defaults_from: Option<PathBuf>,
 }
 
+impl Settings {
+    pub fn guidance(&self) -> Guidance {
+        Guidance {
+            scale: self.guidance,
+            per_style: self.style_guidance.clone(),
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -80,6 +94,7 @@ impl Default for Settings {
             sampler: SamplerKind::DpmSolverPP,
             steps: 25,
             guidance: 1.0,
+            style_guidance: BTreeMap::new(),
             restart: NO_RESTART,
             refine: Some(Refine::RECOMMENDED),
             key: KeyChoice::Typical,
@@ -386,7 +401,7 @@ impl DiffrollApp {
             steps: self.settings.steps.clamp(1, 1000),
             sampler: self.settings.sampler,
             style: self.settings.style,
-            guidance: self.settings.guidance,
+            guidance: self.settings.guidance(),
             tempo_bpm: self.tempo_for(self.settings.style),
             restart: Some(self.settings.restart).filter(|r| r.rounds > 0),
             refine: self.settings.refine,
@@ -560,7 +575,8 @@ impl DiffrollApp {
                 if self.settings.defaults_from.as_ref() != Some(&dir) {
                     self.settings.sampler = defaults.sampler;
                     self.settings.steps = defaults.steps;
-                    self.settings.guidance = defaults.guidance;
+                    self.settings.guidance = defaults.guidance.scale;
+                    self.settings.style_guidance = defaults.guidance.per_style.clone();
                     self.settings.restart = defaults.restart.unwrap_or(NO_RESTART);
                     self.settings.refine = defaults.refine;
                     self.settings.style = defaults.style;

@@ -218,6 +218,49 @@ fn manage_saved_model(app: &mut DiffrollApp, ui: &mut Ui) {
     });
 }
 
+/// Guidance of the chosen style (each style keeps its own), or, with any style, of the styles
+/// that have none of their own.
+fn guidance_slider(ui: &mut Ui, s: &mut super::Settings) {
+    let mut value = s
+        .style
+        .map_or(s.guidance, |style| s.guidance().for_style(style));
+    let label = match s.style {
+        Some(style) => format!("Guidance ({style})"),
+        None => "Guidance".to_string(),
+    };
+    let own: Vec<String> = s
+        .style_guidance
+        .iter()
+        .filter(|&(&style, _)| s.style.is_none_or(|chosen| chosen != style))
+        .map(|(style, g)| format!("{style} {g}"))
+        .collect();
+    let hover = if own.is_empty() {
+        "How strongly to follow the style (1 = off, and twice as fast)".to_string()
+    } else {
+        format!(
+            "How strongly to follow the style (1 = off, and twice as fast). \
+             Each style keeps its own: pick a style to see or change it; own settings now: {}",
+            own.join(", ")
+        )
+    };
+    let changed = ui
+        .add(
+            egui::Slider::new(&mut value, 1.0..=6.0)
+                .step_by(0.25)
+                .text(label),
+        )
+        .on_hover_text(hover)
+        .changed();
+    if changed {
+        match s.style {
+            Some(style) => {
+                s.style_guidance.insert(style, value);
+            }
+            None => s.guidance = value,
+        }
+    }
+}
+
 fn generation_section(app: &mut DiffrollApp, ui: &mut Ui) {
     ui.heading("Settings");
     let s = &mut app.settings;
@@ -257,12 +300,7 @@ fn generation_section(app: &mut DiffrollApp, ui: &mut Ui) {
                 ui.selectable_value(&mut s.sampler, SamplerKind::DpmSolverPP, "dpm");
                 ui.selectable_value(&mut s.sampler, SamplerKind::Ddim { eta: 0.0 }, "ddim");
             });
-        ui.add(
-            egui::Slider::new(&mut s.guidance, 1.0..=6.0)
-                .step_by(0.25)
-                .text("Guidance"),
-        )
-        .on_hover_text("How strongly to follow the style (1 = off, and twice as fast)");
+        guidance_slider(ui, s);
         ui.add(egui::Slider::new(&mut s.restart.rounds, 0..=16).text("Clean-up"))
             .on_hover_text(
                 "Restart rounds after the main pass: each re-noises the piece slightly and \

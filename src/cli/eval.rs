@@ -59,9 +59,9 @@ pub struct EvalArgs {
     /// With --model: sampler steps instead of the card's default.
     #[arg(long, requires = "model", value_parser = super::at_least_one)]
     pub steps: Option<usize>,
-    /// With --model: guidance scale instead of the card's default (for tuning it).
+    /// With --model: guidance G[,STYLE=G...] instead of the card's default (for tuning it).
     #[arg(long, requires = "model")]
-    pub guidance: Option<f32>,
+    pub guidance: Option<crate::model::Guidance>,
     /// With --model: restart rounds T,STEPS,ROUNDS (e.g. 100,6,4) or "none", instead of the
     /// card's default.
     #[arg(long, requires = "model")]
@@ -267,7 +267,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     steps: pipeline.card.defaults.steps,
                     sampler: pipeline.card.defaults.sampler,
                     style: Some(learned.unwrap_or(style)),
-                    guidance: pipeline.card.defaults.guidance,
+                    guidance: pipeline.card.defaults.guidance.clone(),
                     tempo_bpm: style.default_tempo(),
                     restart: pipeline.card.defaults.restart,
                     refine: pipeline.card.defaults.refine,
@@ -448,7 +448,7 @@ fn inpaint_score(
             steps: defaults.steps,
             sampler: defaults.sampler,
             style: roll.style,
-            guidance: defaults.guidance,
+            guidance: defaults.guidance.clone(),
             tempo_bpm: roll.tempo_bpm,
             restart: defaults.restart,
             refine: defaults.refine,

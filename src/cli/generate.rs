@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::DeviceArgs;
 use crate::fsutil::atomic_write;
-use crate::model::{GenerateRequest, KeyChoice, Pipeline, SamplerKind};
+use crate::model::{GenerateRequest, Guidance, KeyChoice, Pipeline, SamplerKind};
 use crate::roll::Style;
 use crate::{midi, render};
 
@@ -31,9 +31,10 @@ pub struct GenerateArgs {
     /// proportion to the training data.
     #[arg(long)]
     pub style: Option<Style>,
-    /// Classifier-free guidance scale (1 = off; default: the model's recommendation).
+    /// Classifier-free guidance: G for every style (1 = off), optionally followed by STYLE=G
+    /// for a style of its own, e.g. 1,folk=1.5 (default: the model's recommendation).
     #[arg(long)]
-    pub guidance: Option<f32>,
+    pub guidance: Option<Guidance>,
     /// Restart rounds after the main pass: T,STEPS,ROUNDS (e.g. 100,6,4), or "none" (default:
     /// the model's recommendation). Fewer notes without an onset, more time; fewer than 6 steps
     /// a round thin the music out.

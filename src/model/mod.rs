@@ -5,6 +5,7 @@
 
 mod autoencoder;
 pub mod catalog;
+mod guidance;
 mod latent;
 mod layers;
 mod pipeline;
@@ -15,6 +16,7 @@ mod unet;
 pub mod validity;
 
 pub use autoencoder::{Autoencoder, AutoencoderConfig};
+pub use guidance::{BadGuidance, Guidance};
 pub use latent::LatentNorm;
 pub use pipeline::{GenerateRequest, Generated, KeyChoice, Pipeline, StepEvent, normal};
 pub use sampler::{Cancelled, Restart, SamplerKind};

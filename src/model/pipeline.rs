@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::sampler::{self, Restart, SampleOptions, SamplerKind};
 use super::store::{AUTOENCODER_FILE, ModelCard, ModelError, UNET_FILE, load_weights};
 use super::validity::{self, Refine};
-use super::{Autoencoder, Schedule, UNet, logits_to_rolls};
+use super::{Autoencoder, Guidance, Schedule, UNet, logits_to_rolls};
 use crate::roll::{KEY_NAMES, PITCHES, Roll, SHIFTS, Style, Validity, WINDOW_STEPS, parse_key};
 
 /// What to generate.
@@ -25,8 +25,8 @@ pub struct GenerateRequest {
     pub sampler: SamplerKind,
     /// `None`: each sample's style is drawn in proportion to the training data.
     pub style: Option<Style>,
-    /// Classifier-free guidance scale; 1 uses the conditional model alone (half the cost).
-    pub guidance: f32,
+    /// Classifier-free guidance, per style; 1 uses the conditional model alone (half the cost).
+    pub guidance: Guidance,
     pub tempo_bpm: f32,
     /// Restart rounds after the main pass (see [`Restart`]); `None`: the main pass alone.
     pub restart: Option<Restart>,
@@ -363,7 +363,15 @@ impl Pipeline {
         let x = normal(&mut rng, shape, &self.device);
 
         let b = request.count;
-        let guided = (request.guidance - 1.0).abs() > 1e-6;
+        let guided = request.guidance.guides(&styles);
+        // Each sample follows its own style's scale, so a batch of mixed styles is guided as
+        // each style would be alone.
+        let scales: Vec<f32> = styles
+            .iter()
+            .map(|&s| request.guidance.for_style(s))
+            .collect();
+        let scales = Tensor::<1>::from_data(TensorData::new(scales, [b]), &self.device)
+            .reshape([b, 1, 1, 1]);
         let null = self.card.styles.len() as i64;
         let mut labels: Vec<i64> = styles.iter().map(|s| s.index() as i64).collect();
         if guided {
@@ -374,7 +382,6 @@ impl Pipeline {
             &self.device,
         );
         let schedule = &self.schedule;
-        let guidance = request.guidance;
         let denoiser = |x: Tensor<4>, t: usize| -> Tensor<4> {
             let (a, s) = schedule.scales(Some(t));
             let input = if guided {
@@ -387,7 +394,7 @@ impl Pipeline {
             let v = if guided {
                 let cond = v_all.clone().narrow(0, 0, b);
                 let uncond = v_all.narrow(0, b, b);
-                uncond.clone() + (cond - uncond).mul_scalar(guidance)
+                uncond.clone() + (cond - uncond) * scales.clone()
             } else {
                 v_all
             };

@@ -8,7 +8,7 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{AutoencoderConfig, LatentNorm, SamplerKind, UNetConfig};
+use super::{AutoencoderConfig, Guidance, LatentNorm, SamplerKind, UNetConfig};
 use crate::fsutil::atomic_write;
 use crate::roll::{KeyProfile, Mending, PITCHES, Style, WINDOW_STEPS};
 
@@ -57,7 +57,9 @@ pub enum ModelError {
 pub struct Defaults {
     pub sampler: SamplerKind,
     pub steps: usize,
-    pub guidance: f32,
+    /// Written as `guidance` (every style) and `style_guidance` (a style's own, if any).
+    #[serde(flatten)]
+    pub guidance: Guidance,
     /// The style label to generate with when none is asked for: a fine-tuned model's is the
     /// one its owner's music was learned under. `None` draws styles as in the training data.
     #[serde(default)]
@@ -75,7 +77,7 @@ impl Default for Defaults {
         Defaults {
             sampler: SamplerKind::DpmSolverPP,
             steps: 25,
-            guidance: 1.0,
+            guidance: Guidance::default(),
             style: None,
             restart: None,
             refine: None,
@@ -148,6 +150,7 @@ impl ModelCard {
         if self.defaults.steps == 0 {
             return Err("default sampler steps 0: give at least 1".to_string());
         }
+        self.defaults.guidance.check()?;
         Ok(())
     }
 

@@ -140,7 +140,7 @@ fn generated_latents(
             steps: d.steps,
             sampler: d.sampler,
             style: Style::from_index(i % Style::ALL.len()),
-            guidance: d.guidance,
+            guidance: d.guidance.clone(),
             tempo_bpm: 100.0,
             restart: d.restart,
             // The decoder is fitted to what the sampler itself hands it.
