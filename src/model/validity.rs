@@ -121,6 +121,8 @@ impl std::str::FromStr for Refine {
 
 /// `z` (scaled latents [B, C, H, W]) refined as `refine` says (see [`Refine`]); where `kept`
 /// (same shape) is 1 the latent stays exactly as it is: the bars an inpainting keeps.
+/// A sample whose decoding still has a note without an onset after the planned passes gets up
+/// to as many again, alone: the others stay as the planned passes left them.
 /// `cancel` is checked before every pass.
 pub fn refine(
     decoder: &Autoencoder,
@@ -131,18 +133,52 @@ pub fn refine(
     kept: Option<&Tensor<4>>,
     cancel: Option<&AtomicBool>,
 ) -> Result<Tensor<4>, Cancelled> {
+    refine_passes(
+        decoder,
+        norm,
+        z,
+        thresholds,
+        refine,
+        refine.steps,
+        kept,
+        cancel,
+    )
+}
+
+/// [`refine`] with at most `extra` passes after the planned ones.
+#[allow(clippy::too_many_arguments)]
+fn refine_passes(
+    decoder: &Autoencoder,
+    norm: &LatentNorm,
+    z: Tensor<4>,
+    thresholds: [f32; 2],
+    refine: Refine,
+    extra: usize,
+    kept: Option<&Tensor<4>>,
+    cancel: Option<&AtomicBool>,
+) -> Result<Tensor<4>, Cancelled> {
     let adam = AdamConfig::new().with_epsilon(1e-8).build();
     let mut moments = None;
     // Where the latent may move: everywhere but the kept columns.
     let free = kept.map(|k| k.clone().neg().add_scalar(1.0));
     let anchor = z.clone();
     let mut x = z;
-    for _ in 0..refine.steps {
+    for pass in 0..refine.steps + extra {
         if cancel.is_some_and(|c| c.load(Ordering::Acquire)) {
             return Err(Cancelled);
         }
         let leaf = x.clone().autodiff().require_grad();
         let logits = decoder.decode_logits(norm.denormalize(leaf.clone()));
+        // Past the planned passes, only samples whose decoding still has an orphan move.
+        let unfinished = if pass < refine.steps {
+            None
+        } else {
+            let left = has_orphans(logits.clone().inner(), thresholds);
+            if !left.clone().any().into_scalar::<bool>() {
+                break;
+            }
+            Some(left)
+        };
         let (orphans, _) = soft_orphan_starts(logits, thresholds, refine.temperature);
         let grads = orphans.sum().backward();
         let Some(mut g) = leaf.grad(&grads) else {
@@ -152,12 +188,25 @@ pub fn refine(
         if let Some(free) = &free {
             g = g * free.clone();
         }
+        let before = x.clone();
         (x, moments) = adam.step(f64::from(refine.rate), x, g, moments);
         // The pull as a proximal step: exact for any weight, where a gradient step on a
         // strong pull would overshoot.
         x = anchor.clone() + (x - anchor.clone()).div_scalar(1.0 + refine.rate * refine.keep);
+        if let Some(moving) = unfinished {
+            let [b, c, h, w] = x.dims();
+            x = before.mask_where(moving.expand([b, c, h, w]), x);
+        }
     }
     Ok(x)
+}
+
+/// Per sample [B, 1, 1, 1]: whether decoding `logits` at `thresholds` draws a sound run that
+/// starts without an onset (what the orphan rate counts).
+fn has_orphans(logits: Tensor<4>, thresholds: [f32; 2]) -> Tensor<4, burn::tensor::Bool> {
+    // A vanishing temperature turns the soft count into the hard one.
+    let (orphans, _) = soft_orphan_starts(logits, thresholds, 1e-6);
+    orphans.sum_dim(3).sum_dim(2).sum_dim(1).greater_elem(0.5)
 }
 
 #[cfg(test)]
@@ -236,6 +285,82 @@ mod tests {
         .unwrap();
         let moved = (held - z).abs().max().into_scalar::<f32>();
         assert!(moved < 1e-3, "{moved}");
+    }
+
+    #[test]
+    fn extra_passes_move_only_the_samples_that_still_have_orphans() {
+        let device = Device::flex();
+        let config = super::super::AutoencoderConfig::new();
+        let decoder = config.init(&device);
+        let norm = LatentNorm::global(config.latent_channels, 1.0);
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(5);
+        let z = super::super::normal(&mut rng, [4, config.latent_channels, 32, 32], &device);
+        // Two quiet samples (zero latents) and two loud ones (large latents); a sustain
+        // threshold halfway between the quiet ones' loudest logit and the loud ones' leaves
+        // the quiet ones silent (no orphans), and an onset threshold no logit reaches makes all
+        // the loud ones' sound orphans. A firm pull keeps each pass's move small, so the
+        // planned pass leaves both kinds as they were.
+        let scale =
+            Tensor::<1>::from_data(TensorData::new(vec![0.0f32, 0.0, 30.0, 30.0], [4]), &device)
+                .reshape([4, 1, 1, 1]);
+        let z = z * scale;
+        let loudest = decoder
+            .decode_logits(norm.denormalize(z.clone()))
+            .narrow(1, 1, 1)
+            .max_dim(3)
+            .max_dim(2)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let (quiet, loud) = (loudest[0].max(loudest[1]), loudest[2].min(loudest[3]));
+        let thresholds = [100.0, (quiet + loud) / 2.0];
+        let r = Refine {
+            steps: 1,
+            rate: 0.2,
+            keep: 200.0,
+            temperature: 1.0,
+        };
+        let run = |extra| {
+            refine_passes(&decoder, &norm, z.clone(), thresholds, r, extra, None, None).unwrap()
+        };
+        let (planned, more) = (run(0), run(10));
+        let left = |x: Tensor<4>| {
+            has_orphans(decoder.decode_logits(norm.denormalize(x)), thresholds)
+                .into_data()
+                .try_to_vec::<bool>()
+                .unwrap()
+        };
+        let unfinished = left(planned.clone());
+        assert!(
+            unfinished.contains(&true) && unfinished.contains(&false),
+            "the test needs both kinds: {unfinished:?} (loudest sustain {loudest:?})"
+        );
+        let sample = |x: &Tensor<4>, i: usize| {
+            x.clone()
+                .narrow(0, i, 1)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        for (i, &orphans) in unfinished.iter().enumerate() {
+            let (p, m) = (sample(&planned, i), sample(&more, i));
+            if orphans {
+                assert!(p != m, "sample {i} still had orphans: it gets more passes");
+            } else {
+                assert!(
+                    p == m,
+                    "sample {i} was done: it stays as the planned passes left it"
+                );
+            }
+        }
+        let count = |x: Tensor<4>| {
+            let logits = decoder.decode_logits(norm.denormalize(x));
+            soft_orphan_starts(logits, thresholds, 1.0)
+                .0
+                .sum()
+                .into_scalar::<f32>()
+        };
+        assert!(count(more) < count(planned));
     }
 
     #[test]
