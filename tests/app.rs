@@ -405,6 +405,9 @@ fn dropped_files_fine_tune_into_a_new_selected_model_and_leave_the_base_alone() 
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");
     tiny::model_folder(&model);
+    let mut base = ModelCard::load(&model).unwrap();
+    base.defaults.guidance = "1,folk=2".parse().unwrap();
+    base.save(&model).unwrap();
     let before = folder_bytes(&model);
     let pdf = tmp.path().join("score.pdf");
     std::fs::write(&pdf, b"%PDF-1.4 not music").unwrap();
@@ -437,6 +440,11 @@ fn dropped_files_fine_tune_into_a_new_selected_model_and_leave_the_base_alone() 
     assert!(
         card.defaults.style.is_some(),
         "the model generates in its learned style"
+    );
+    assert_eq!(
+        card.defaults.guidance,
+        diffroll::model::Guidance::uniform(1.0),
+        "the base model's style guidance does not carry over to the user's music"
     );
     assert_eq!(folder_bytes(&model), before, "the base model is untouched");
     assert!(

@@ -242,6 +242,9 @@ pub fn finetune(run: FinetuneRun<'_>, control: Control<'_>) -> Result<Finetuned,
     let mut new_card = card.clone();
     new_card.name = run.name.to_string();
     new_card.defaults.style = Some(style);
+    // The base model's style-specific guidance was tuned against the corpus's styles; the label
+    // now stands for the user's music, measured (benches/finetune_quality.sh) at the common scale.
+    new_card.defaults.guidance.per_style.clear();
     // Pieces in a typical key now go to the keys and register of the user's own files.
     // Evenly spread over the files, as the base model's profiles are over the corpus.
     let own: Vec<crate::roll::Roll> = evenly_spread(&windows, KEY_PROFILE_WINDOWS)
