@@ -250,14 +250,20 @@ mod tests {
             .into_scalar::<f32>()
     }
 
-    #[test]
-    fn refinement_lowers_the_orphan_count_and_the_pull_holds_the_latent() {
+    /// An untrained decoder (random weights), its latent normalisation and `batch` latents
+    /// drawn from `seed`.
+    fn untrained(batch: usize, seed: u64) -> (Autoencoder, LatentNorm, Tensor<4>) {
         let device = Device::flex();
         let config = super::super::AutoencoderConfig::new();
-        let decoder = config.init(&device);
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+        let z = super::super::normal(&mut rng, [batch, config.latent_channels, 32, 32], &device);
         let norm = LatentNorm::global(config.latent_channels, 1.0);
-        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
-        let z = super::super::normal(&mut rng, [2, config.latent_channels, 32, 32], &device);
+        (config.init(&device), norm, z)
+    }
+
+    #[test]
+    fn refinement_lowers_the_orphan_count_and_the_pull_holds_the_latent() {
+        let (decoder, norm, z) = untrained(2, 3);
         let before = soft_count(&decoder, &norm, z.clone());
         assert!(before > 1.0, "an untrained decoder draws orphans: {before}");
         let free = Refine {
@@ -289,12 +295,8 @@ mod tests {
 
     #[test]
     fn extra_passes_move_only_the_samples_that_still_have_orphans() {
-        let device = Device::flex();
-        let config = super::super::AutoencoderConfig::new();
-        let decoder = config.init(&device);
-        let norm = LatentNorm::global(config.latent_channels, 1.0);
-        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(5);
-        let z = super::super::normal(&mut rng, [4, config.latent_channels, 32, 32], &device);
+        let (decoder, norm, z) = untrained(4, 5);
+        let device = z.device();
         // Two quiet samples (zero latents) and two loud ones (large latents); a sustain
         // threshold halfway between the quiet ones' loudest logit and the loud ones' leaves
         // the quiet ones silent (no orphans), and an onset threshold no logit reaches makes all
