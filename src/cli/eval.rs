@@ -86,6 +86,10 @@ pub struct EvalArgs {
     /// note of its own (false); the card's `trim_early` otherwise.
     #[arg(long, requires = "model")]
     pub trim_early: Option<bool>,
+    /// With --model: hold a note to the next onset across at most N steps in which nothing
+    /// sounds (the card's `legato_gap` otherwise; 0: never).
+    #[arg(long, requires = "model")]
+    pub legato_gap: Option<usize>,
     /// With --model: onset,sustain decoding thresholds (logits) instead of the card's.
     #[arg(long, requires = "model", value_delimiter = ',')]
     pub thresholds: Option<Vec<f32>>,
@@ -245,6 +249,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             if let Some(t) = args.trim_early {
                 pipeline.card.mending.trim_early = t;
             }
+            if let Some(n) = args.legato_gap {
+                pipeline.card.mending.legato_gap = n;
+            }
             measured_with = Some((
                 pipeline.card.defaults.clone(),
                 pipeline.card.thresholds,
@@ -358,7 +365,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 serde_json::json!({
                     "defaults": defaults, "thresholds": thresholds,
                     "drop_blips": mending.drop_blips, "join_gap": mending.join_gap,
-                    "trim_early": mending.trim_early,
+                    "trim_early": mending.trim_early, "legato_gap": mending.legato_gap,
                     "key": args.key.unwrap_or_default().to_string(),
                 })
             }),

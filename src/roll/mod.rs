@@ -88,6 +88,8 @@ pub struct Validity {
     pub joined: usize,
     /// Runs [`Mending::trim_early`] started at their onset.
     pub trimmed: usize,
+    /// Notes [`Mending::legato_gap`] held to the next onset.
+    pub held: usize,
 }
 
 /// How decoding mends what a decoder drew wrong, beyond giving every onset-less run an onset
@@ -103,6 +105,9 @@ pub struct Mending {
     /// Start a run that holds an onset further in at that onset, instead of adding a short note
     /// for the sound before it.
     pub trim_early: bool,
+    /// Hold a note to the next onset when at most this many steps of silence (nothing sounding
+    /// at all) part them: the decoder ends notes a step early where the music is legato.
+    pub legato_gap: usize,
 }
 
 /// A stretch of sustain cells of one pitch, `start..end`, with its first onset if any.
@@ -335,6 +340,30 @@ impl Roll {
         trimmed
     }
 
+    /// Holds each note that is followed by at most `max_gap` steps in which nothing sounds and
+    /// then an onset to that onset, and says how many.
+    fn hold_to_next_onset(&mut self, max_gap: usize) -> usize {
+        if max_gap == 0 {
+            return 0;
+        }
+        let any = |plane: &[bool], t: usize| (0..PITCHES).any(|p| plane[p * self.steps + t]);
+        let sounding: Vec<bool> = (0..self.steps).map(|t| any(&self.sustain, t)).collect();
+        let starting: Vec<bool> = (0..self.steps).map(|t| any(&self.onset, t)).collect();
+        let mut held = 0;
+        for pitch in 0..PITCHES {
+            let row = pitch * self.steps;
+            for run in self.runs(pitch) {
+                let silence = sounding[run.end..].iter().take_while(|&&s| !s).count();
+                let next = run.end + silence;
+                if (1..=max_gap).contains(&silence) && next < self.steps && starting[next] {
+                    self.sustain[row + run.end..row + next].fill(true);
+                    held += 1;
+                }
+            }
+        }
+        held
+    }
+
     /// The sustain runs of `pitch`, in order.
     fn runs(&self, pitch: usize) -> Vec<Run> {
         let row = pitch * self.steps;
@@ -370,8 +399,8 @@ impl Roll {
     }
 
     /// [`Roll::repair`] after the extra mending `m` asks for (blips cleared, broken notes
-    /// joined, early sound trimmed, in that order); what was wrong is counted before any of it
-    /// is mended.
+    /// joined, early sound trimmed, in that order; then, once every run is a note, notes held
+    /// across short silences); what was wrong is counted before any of it is mended.
     pub fn mend(&mut self, m: Mending) -> Validity {
         let found = self.validity();
         let dropped_blips = self.drop_orphan_blips(m.drop_blips);
@@ -395,10 +424,12 @@ impl Roll {
                 prev_sustain = self.sustain[i];
             }
         }
+        let held = self.hold_to_next_onset(m.legato_gap);
         Validity {
             dropped_blips,
             joined,
             trimmed,
+            held,
             ..found
         }
     }
@@ -586,6 +617,7 @@ mod tests {
             drop_blips: 0,
             join_gap: 2,
             trim_early: true,
+            legato_gap: 0,
         });
         // Counted before mending, as always.
         assert_eq!((fixed.orphan_notes, fixed.joined, fixed.trimmed), (3, 1, 1));
@@ -594,6 +626,49 @@ mod tests {
             vec![n(60, 0, 10), n(64, 0, 4), n(62, 4, 8), n(64, 7, 9)]
         );
         assert!(mended.validity().is_valid());
+    }
+
+    #[test]
+    fn legato_holds_notes_across_short_silences_only() {
+        let notes = vec![
+            // A melody ending each note a step early: held to the next onset.
+            n(60, 0, 3),
+            n(62, 4, 7),
+            // Two silent steps: held with a gap of 2, not 1.
+            n(64, 9, 12),
+            // Something else sounds across this gap: not held.
+            n(65, 13, 15),
+            n(40, 12, 16),
+            n(67, 16, 18),
+        ];
+        let held = |gap: usize| {
+            let mut roll = Roll::from_notes(&notes, 24);
+            let v = roll.mend(Mending {
+                legato_gap: gap,
+                ..Mending::default()
+            });
+            assert!(roll.validity().is_valid());
+            (v.held, roll.notes())
+        };
+        let (count, one) = held(1);
+        assert_eq!(count, 1);
+        assert_eq!(
+            one,
+            vec![
+                n(60, 0, 4),
+                n(62, 4, 7),
+                n(64, 9, 12),
+                n(40, 12, 16),
+                n(65, 13, 15),
+                n(67, 16, 18),
+            ]
+        );
+        let (count, two) = held(2);
+        assert_eq!(count, 2);
+        assert_eq!(two[1], n(62, 4, 9));
+        assert_eq!(held(0), (0, Roll::from_notes(&notes, 24).notes()));
+        // The last note has no onset after it to reach.
+        assert_eq!(held(8).1.last(), Some(&n(67, 16, 18)));
     }
 
     #[test]
