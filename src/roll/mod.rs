@@ -630,13 +630,12 @@ mod tests {
 
     #[test]
     fn legato_holds_notes_across_short_silences_only() {
+        // 60 is followed by one silent step, 62 by two; 64 ends as 40 begins; after 65 the 40
+        // still sounds; nothing begins after 67.
         let notes = vec![
-            // A melody ending each note a step early: held to the next onset.
             n(60, 0, 3),
             n(62, 4, 7),
-            // Two silent steps: held with a gap of 2, not 1.
             n(64, 9, 12),
-            // Something else sounds across this gap: not held.
             n(65, 13, 15),
             n(40, 12, 16),
             n(67, 16, 18),
@@ -667,7 +666,6 @@ mod tests {
         assert_eq!(count, 2);
         assert_eq!(two[1], n(62, 4, 9));
         assert_eq!(held(0), (0, Roll::from_notes(&notes, 24).notes()));
-        // The last note has no onset after it to reach.
         assert_eq!(held(8).1.last(), Some(&n(67, 16, 18)));
     }
 
