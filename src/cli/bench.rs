@@ -135,12 +135,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         refine: card.defaults.refine,
         key: KeyChoice::Typical,
     };
-    // Whether the piece's style is guided decides how many UNet passes sampling takes.
-    let drawn = pipeline.generate(&request, None, None)?.rolls[0].style;
-    let guided = drawn.is_some_and(|s| card.defaults.guidance.guides(&[s]));
+    // The drawn style (the same every run: one seed) decides whether sampling is guided, so
+    // how many UNet passes each step takes.
+    let mut drawn = None;
     let e2e_ms = median_ms(args.reps.div_ceil(4), &device, || {
-        let _ = pipeline.generate(&request, None, None);
+        if let Ok(g) = pipeline.generate(&request, None, None) {
+            drawn = g.rolls[0].style;
+        }
     });
+    let guided = drawn.is_some_and(|s| card.defaults.guidance.guides(&[s]));
     let unet_flops = unet_config.flops(latent[1], latent[2]);
     let report = Report {
         device: chosen.description.clone(),
