@@ -13,7 +13,8 @@ use crate::train::dataset::WindowSet;
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["model", "samples", "autoencoder"])))]
 pub struct EvalArgs {
-    /// Model folder to generate from.
+    /// Model to generate from: a folder, `base` (the shipped model) or the name of a saved
+    /// (fine-tuned) model.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Folder of .mid files to score instead of a model (their first 8 bars).
@@ -86,10 +87,14 @@ pub struct EvalArgs {
     /// note of its own (false); the card's `trim_early` otherwise.
     #[arg(long, requires = "model")]
     pub trim_early: Option<bool>,
-    /// With --model: hold a note to the next onset across at most N steps in which nothing
-    /// sounds (the card's `legato_gap` otherwise; 0: never).
+    /// With --model: hold a note to the next onset of any pitch that comes at most N steps
+    /// after it ends (the card's `legato_gap` otherwise; 0: never).
     #[arg(long, requires = "model")]
     pub legato_gap: Option<usize>,
+    /// With --model: make a one-step note that the same pitch sounds on from the start of that
+    /// next note (true) or leave both (false); the card's `merge_doubled_onsets` otherwise.
+    #[arg(long, requires = "model")]
+    pub merge_doubled_onsets: Option<bool>,
     /// With --model: onset,sustain decoding thresholds (logits) instead of the card's.
     #[arg(long, requires = "model", value_delimiter = ',')]
     pub thresholds: Option<Vec<f32>>,
@@ -206,9 +211,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.autoencoder {
         return autoencoder_f1(&args, dir);
     }
+    let model = args
+        .model
+        .as_deref()
+        .map(crate::model::catalog::resolve)
+        .transpose()?;
     let real = windows(&args.data, args.count, args.style)?;
     if !args.denoise_probe.is_empty()
-        && let Some(dir) = &args.model
+        && let Some(dir) = &model
     {
         return denoise_probe(&args, dir, &real);
     }
@@ -216,7 +226,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let mut orphans = None;
     let mut inpainting = None;
     let mut measured_with = None;
-    let (label, samples) = match (&args.model, &args.samples) {
+    let (label, samples) = match (&model, &args.samples) {
         (Some(dir), _) => {
             let chosen = args.device.choose()?;
             let mut pipeline = Pipeline::load(dir, &chosen.device)?;
@@ -251,6 +261,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             }
             if let Some(n) = args.legato_gap {
                 pipeline.card.mending.legato_gap = n;
+            }
+            if let Some(m) = args.merge_doubled_onsets {
+                pipeline.card.mending.merge_doubled_onsets = m;
             }
             measured_with = Some((
                 pipeline.card.defaults.clone(),
@@ -366,12 +379,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     "defaults": defaults, "thresholds": thresholds,
                     "drop_blips": mending.drop_blips, "join_gap": mending.join_gap,
                     "trim_early": mending.trim_early, "legato_gap": mending.legato_gap,
+                    "merge_doubled_onsets": mending.merge_doubled_onsets,
                     "key": args.key.unwrap_or_default().to_string(),
                 })
             }),
     });
     if args.save_to_card
-        && let Some(dir) = &args.model
+        && let Some(dir) = &model
     {
         let mut card = crate::model::ModelCard::load(dir)?;
         card.eval = json.clone();
@@ -580,8 +594,13 @@ impl OrphanRates {
             blips += fixed.dropped_blips;
             // Per run the decoder drew: cleared blips and joined runs were runs too, and a
             // trimmed run was two (its early sound and the note after its onset) before
-            // trimming, as it is when repair gives the early sound a note of its own.
-            notes += roll.note_count() + fixed.dropped_blips + fixed.joined + fixed.trimmed;
+            // trimming, as it is when repair gives the early sound a note of its own; merged
+            // doubled onsets were two notes.
+            notes += roll.note_count()
+                + fixed.dropped_blips
+                + fixed.joined
+                + fixed.trimmed
+                + fixed.merged;
             with_any += usize::from(fixed.orphan_notes > 0);
             rolls += 1;
         }

@@ -105,8 +105,9 @@ pub struct ModelCard {
     /// for the best F1 (0 is probability ½).
     #[serde(default)]
     pub thresholds: [f32; 2],
-    /// How decoded rolls are mended (`drop_blips`, `join_gap`, `trim_early`, stored beside
-    /// the other fields; older cards lack some and get none of that mending).
+    /// How decoded rolls are mended (`drop_blips`, `join_gap`, `trim_early`, `legato_gap`,
+    /// `merge_doubled_onsets`, stored beside the other fields; older cards lack some and get
+    /// none of that mending).
     #[serde(flatten)]
     pub mending: Mending,
     /// Style names in label order.
