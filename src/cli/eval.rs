@@ -91,8 +91,8 @@ pub struct EvalArgs {
     /// after it ends (the card's `legato_gap` otherwise; 0: never).
     #[arg(long, requires = "model")]
     pub legato_gap: Option<usize>,
-    /// With --model: make a one-step note that the same pitch sounds on from the start of that
-    /// next note (true) or leave both (false); the card's `merge_doubled_onsets` otherwise.
+    /// With --model: merge a one-step note into the same pitch's note right after it (true) or
+    /// keep both (false); the card's `merge_doubled_onsets` otherwise.
     #[arg(long, requires = "model")]
     pub merge_doubled_onsets: Option<bool>,
     /// With --model: onset,sustain decoding thresholds (logits) instead of the card's.

@@ -112,9 +112,9 @@ pub struct Mending {
     /// ends: the decoder ends notes a step early where a voice moves on legato, whether or not
     /// other voices sound in the gap.
     pub legato_gap: usize,
-    /// Make a one-step note that the same pitch sounds on from the start of that next note:
-    /// the decoder drew one onset over two steps. Real music re-strikes a pitch after a single
-    /// sixteenth rarely (none in the chorales, 1.5 % of folk notes).
+    /// Merge a one-step note into the note of the same pitch that follows it at once (one note
+    /// from the first onset): the decoder drew one onset over two steps. Real music re-strikes
+    /// a pitch after a single sixteenth rarely (no chorale note in val, 1.5 % of folk notes).
     pub merge_doubled_onsets: bool,
 }
 
