@@ -375,13 +375,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "features": FEATURES,
             "statistics": STATISTICS,
             "settings": measured_with.as_ref().map(|(defaults, thresholds, mending)| {
-                serde_json::json!({
-                    "defaults": defaults, "thresholds": thresholds,
-                    "drop_blips": mending.drop_blips, "join_gap": mending.join_gap,
-                    "trim_early": mending.trim_early, "legato_gap": mending.legato_gap,
-                    "merge_doubled_onsets": mending.merge_doubled_onsets,
-                    "key": args.key.unwrap_or_default().to_string(),
-                })
+                // Every mending field under the name the card stores it by, so a field added
+                // to `Mending` is reported without being listed here too.
+                let mut settings = serde_json::to_value(mending).expect("mending serializes");
+                settings["defaults"] = serde_json::json!(defaults);
+                settings["thresholds"] = serde_json::json!(thresholds);
+                settings["key"] = serde_json::json!(args.key.unwrap_or_default().to_string());
+                settings
             }),
     });
     if args.save_to_card
