@@ -661,6 +661,15 @@ mod tests {
         assert!(mended.validity().is_valid());
     }
 
+    /// `notes` in a roll of `steps`, mended as `m` says: what mending reported and the notes
+    /// after it (the mended roll checked valid).
+    fn mended(notes: &[Note], steps: usize, m: Mending) -> (Validity, Vec<Note>) {
+        let mut roll = Roll::from_notes(notes, steps);
+        let v = roll.mend(m);
+        assert!(roll.validity().is_valid());
+        (v, roll.notes())
+    }
+
     #[test]
     fn legato_holds_notes_to_an_onset_a_step_or_two_later() {
         // 60 ends a step before 62 begins, 62 two before 64; 64 ends as 40 begins and a step
@@ -675,13 +684,12 @@ mod tests {
             n(67, 16, 18),
         ];
         let held = |gap: usize| {
-            let mut roll = Roll::from_notes(&notes, 24);
-            let v = roll.mend(Mending {
+            let m = Mending {
                 legato_gap: gap,
                 ..Mending::default()
-            });
-            assert!(roll.validity().is_valid());
-            (v.held, roll.notes())
+            };
+            let (v, notes) = mended(&notes, 24, m);
+            (v.held, notes)
         };
         let (count, one) = held(1);
         assert_eq!(count, 3);
@@ -722,13 +730,12 @@ mod tests {
             n(67, 1, 2),
         ];
         let mend = |on: bool| {
-            let mut roll = Roll::from_notes(&notes, 8);
-            let v = roll.mend(Mending {
+            let m = Mending {
                 merge_doubled_onsets: on,
                 ..Mending::default()
-            });
-            assert!(roll.validity().is_valid());
-            (v.merged, roll.notes())
+            };
+            let (v, notes) = mended(&notes, 8, m);
+            (v.merged, notes)
         };
         assert_eq!(mend(false), (0, Roll::from_notes(&notes, 8).notes()));
         let (merged, notes) = mend(true);
@@ -751,13 +758,13 @@ mod tests {
     fn legato_never_runs_into_the_same_pitch() {
         // 60 comes back a step after it ends: held up to its own next onset, still two notes.
         let notes = vec![n(60, 0, 2), n(60, 3, 5), n(72, 4, 6)];
-        let mut roll = Roll::from_notes(&notes, 8);
-        let v = roll.mend(Mending {
+        let m = Mending {
             legato_gap: 2,
             ..Mending::default()
-        });
+        };
+        let (v, notes) = mended(&notes, 8, m);
         assert_eq!(v.held, 1);
-        assert_eq!(roll.notes(), vec![n(60, 0, 3), n(60, 3, 5), n(72, 4, 6)]);
+        assert_eq!(notes, vec![n(60, 0, 3), n(60, 3, 5), n(72, 4, 6)]);
     }
 
     #[test]
