@@ -145,3 +145,30 @@ fn eval_scores_a_folder_against_real_data() {
             .all(|v| (0.0..=1.0001).contains(&v.as_f64().unwrap()))
     );
 }
+
+#[test]
+fn eval_refuses_style_thresholds_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    for (bad, says) in [
+        ("chorale=2", "STYLE=ONSET:SUSTAIN"),
+        ("chorale=2:x", "STYLE=ONSET:SUSTAIN"),
+        ("jazz=2:0.5", "jazz"),
+        ("chorale=2:0.5,chorale=1:1", "twice"),
+    ] {
+        let out = diffroll(
+            &[
+                "eval",
+                "--model",
+                "base",
+                "--data",
+                "nowhere",
+                "--style-thresholds",
+                bad,
+            ],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{bad}: {stderr}");
+    }
+}

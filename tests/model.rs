@@ -324,6 +324,40 @@ fn train_resume_generate_is_exact_and_deterministic() {
         }
     }
 
+    // A style's own decoding thresholds decode that style's samples alone, refined and
+    // decoded at them; the others come out exactly as with the shared thresholds.
+    let refined_mix = GenerateRequest {
+        refine: Some(diffroll::model::Refine {
+            steps: 2,
+            rate: 0.1,
+            keep: 0.3,
+            temperature: 2.0,
+        }),
+        ..mixed.clone()
+    };
+    let shared = pipeline.generate(&refined_mix, None, None).unwrap();
+    let mut loud = Pipeline::load(&straight, &device).unwrap();
+    // Every cell over its thresholds: a roll full of notes, unlike anything the model draws.
+    loud.card.style_thresholds.insert(own, [-1e4, -1e4]);
+    let own_thresholds = loud.generate(&refined_mix, None, None).unwrap();
+    for (i, style) in styles.iter().enumerate() {
+        let (a, b) = (&shared.rolls[i], &own_thresholds.rolls[i]);
+        let bytes = |r: &Roll| diffroll::midi::write_roll(r, "x");
+        if *style == own {
+            assert!(
+                b.notes().len() > a.notes().len(),
+                "{style} kept the shared thresholds"
+            );
+        } else {
+            assert_eq!(
+                bytes(a),
+                bytes(b),
+                "{style} changed with {own}'s thresholds"
+            );
+            assert_eq!(per_sample(&shared)[i], per_sample(&own_thresholds)[i]);
+        }
+    }
+
     // Refinement moves the sampled latent, reproducibly.
     let refine = diffroll::model::Refine {
         steps: 3,
@@ -435,6 +469,8 @@ fn train_resume_generate_is_exact_and_deterministic() {
             "2",
             "--trim-early",
             "true",
+            "--style-thresholds",
+            "chorale=1.5:0.25",
             "--model",
         ])
         .arg(&straight)
@@ -457,6 +493,10 @@ fn train_resume_generate_is_exact_and_deterministic() {
     assert_eq!(
         (&settings["join_gap"], &settings["trim_early"]),
         (&serde_json::json!(2), &serde_json::json!(true))
+    );
+    assert_eq!(
+        settings["style_thresholds"],
+        serde_json::json!({"chorale": [1.5, 0.25]})
     );
     for who in ["autoencoder_on_real", "model"] {
         let rates = &report["orphan_sustain"][who];

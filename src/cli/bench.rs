@@ -105,7 +105,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let _ = unet.forward(x2.clone(), &[500.0, 500.0], l2.clone());
     });
     let decode_ms = median_ms(args.reps, &device, || {
-        let _ = pipeline.decode(x1.clone());
+        let _ = pipeline.decode(x1.clone(), &[None]);
     });
     let refine = card.defaults.refine;
     let refine_ms = refine.map(|r| {
@@ -115,7 +115,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 pipeline.autoencoder(),
                 &norm,
                 x1.clone(),
-                card.thresholds,
+                &[card.thresholds],
                 r,
                 None,
                 None,

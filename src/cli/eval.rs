@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -98,8 +99,40 @@ pub struct EvalArgs {
     /// With --model: onset,sustain decoding thresholds (logits) instead of the card's.
     #[arg(long, requires = "model", value_delimiter = ',')]
     pub thresholds: Option<Vec<f32>>,
+    /// With --model: styles' own decoding thresholds STYLE=ONSET:SUSTAIN[,...] (e.g.
+    /// chorale=2:0.5) or "none", instead of the card's `style_thresholds`; styles not named
+    /// decode at --thresholds (or the card's).
+    #[arg(long, requires = "model", value_parser = style_thresholds)]
+    pub style_thresholds: Option<BTreeMap<Style, [f32; 2]>>,
     #[command(flatten)]
     pub device: DeviceArgs,
+}
+
+/// `STYLE=ONSET:SUSTAIN[,...]`, or `none` for no style of its own.
+fn style_thresholds(s: &str) -> Result<BTreeMap<Style, [f32; 2]>, String> {
+    let mut map = BTreeMap::new();
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(map);
+    }
+    for part in s.split(',') {
+        let bad = || {
+            format!(
+                "'{part}' is not STYLE=ONSET:SUSTAIN (two logits, e.g. chorale=2:0.5); \
+                 give one per style, comma-separated, or \"none\""
+            )
+        };
+        let (style, pair) = part.split_once('=').ok_or_else(bad)?;
+        let style: Style = style.trim().parse().map_err(|e| format!("{e}"))?;
+        let (onset, sustain) = pair.split_once(':').ok_or_else(bad)?;
+        let number = |v: &str| v.trim().parse::<f32>().ok().filter(|v| v.is_finite());
+        let (Some(onset), Some(sustain)) = (number(onset), number(sustain)) else {
+            return Err(bad());
+        };
+        if map.insert(style, [onset, sustain]).is_some() {
+            return Err(format!("{style} is given twice"));
+        }
+    }
+    Ok(map)
 }
 
 fn windows(
@@ -235,6 +268,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 Some(&[onset, sustain]) => pipeline.card.thresholds = [onset, sustain],
                 Some(_) => anyhow::bail!("--thresholds takes two numbers: onset,sustain"),
             }
+            if let Some(own) = args.style_thresholds.clone() {
+                pipeline.card.style_thresholds = own;
+            }
             if let Some(g) = args.guidance {
                 pipeline.card.defaults.guidance = g;
             }
@@ -265,11 +301,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             if let Some(m) = args.merge_doubled_onsets {
                 pipeline.card.mending.merge_doubled_onsets = m;
             }
-            measured_with = Some((
-                pipeline.card.defaults.clone(),
-                pipeline.card.thresholds,
-                pipeline.card.mending,
-            ));
+            // The card as the figures were measured with it: what --save-to-card keeps.
+            measured_with = Some(pipeline.card.clone());
             inpainting = Some(inpaint_score(&pipeline, &real, &train, args.seed)?);
             let styles: Vec<Style> = match args.style {
                 Some(s) => vec![s],
@@ -374,12 +407,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "inpainting": inpainting,
             "features": FEATURES,
             "statistics": STATISTICS,
-            "settings": measured_with.as_ref().map(|(defaults, thresholds, mending)| {
+            "settings": measured_with.as_ref().map(|card| {
                 // Every mending field under the name the card stores it by, so a field added
                 // to `Mending` is reported without being listed here too.
-                let mut settings = serde_json::to_value(mending).expect("mending serializes");
-                settings["defaults"] = serde_json::json!(defaults);
-                settings["thresholds"] = serde_json::json!(thresholds);
+                let mut settings = serde_json::to_value(card.mending).expect("mending serializes");
+                settings["defaults"] = serde_json::json!(card.defaults);
+                settings["thresholds"] = serde_json::json!(card.thresholds);
+                settings["style_thresholds"] = serde_json::json!(card.style_thresholds);
                 settings["key"] = serde_json::json!(args.key.unwrap_or_default().to_string());
                 settings
             }),
@@ -389,10 +423,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     {
         let mut card = crate::model::ModelCard::load(dir)?;
         card.eval = json.clone();
-        if let Some((defaults, thresholds, mending)) = measured_with {
-            card.defaults = defaults;
-            card.thresholds = thresholds;
-            card.mending = mending;
+        if let Some(measured) = measured_with {
+            card.defaults = measured.defaults;
+            card.thresholds = measured.thresholds;
+            card.style_thresholds = measured.style_thresholds;
+            card.mending = measured.mending;
         }
         card.save(dir)?;
         eprintln!(

@@ -40,7 +40,7 @@ pub enum Command {
     /// Score a model's samples, or a folder of MIDI files, against real music: overlapping
     /// areas of musical features, per-sample statistics, validity; with the real-vs-real
     /// ceiling and a random-notes baseline.
-    Eval(eval::EvalArgs),
+    Eval(Box<eval::EvalArgs>),
     /// Generate eight-bar pieces as MIDI (and PNG) files.
     Generate(generate::GenerateArgs),
     /// Fine-tune a model on your own MIDI files; the result is saved under a name.
@@ -67,7 +67,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Play(args) => play::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Generate(args) => generate::run(args),
-        Command::Eval(args) => eval::run(args),
+        Command::Eval(args) => eval::run(*args),
         Command::Train(args) => train::run(args),
         Command::Finetune(args) => finetune::run(args),
     }

@@ -48,12 +48,18 @@ pub fn rolls_to_tensor(rolls: &[&Roll], device: &Device) -> Tensor<4> {
 /// Decoder logits [B, 2, 128, 128] to rolls: an onset or sustain cell is set where its logit
 /// exceeds that plane's threshold (0 = probability ½), then the roll is mended as `mending`
 /// says; each roll comes with what the decoder got wrong (counted before any of it was mended).
+/// `thresholds` holds (onset, sustain) for each sample, or one pair for all.
 pub fn logits_to_rolls(
     logits: Tensor<4>,
-    thresholds: [f32; 2],
+    thresholds: &[[f32; 2]],
     mending: Mending,
 ) -> Vec<(Roll, Validity)> {
     let [b, _, p, t] = logits.dims();
+    assert!(
+        thresholds.len() == 1 || thresholds.len() == b,
+        "one threshold pair for all {b} samples or one each, not {}",
+        thresholds.len()
+    );
     let values: Vec<f32> = logits
         .into_data()
         .convert::<f32>()
@@ -63,6 +69,7 @@ pub fn logits_to_rolls(
     (0..b)
         .map(|i| {
             let planes = &values[i * per..(i + 1) * per];
+            let thresholds = thresholds[i.min(thresholds.len() - 1)];
             // Shift the sustain plane so one threshold of 0 applies to both.
             let shifted: Vec<f32> = planes
                 .iter()

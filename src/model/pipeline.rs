@@ -168,12 +168,25 @@ impl Pipeline {
         self.card.autoencoder.latent_shape(PITCHES, WINDOW_STEPS)
     }
 
-    /// Decodes scaled latents into repaired rolls.
-    pub fn decode(&self, z: Tensor<4>) -> Vec<(Roll, Validity)> {
+    /// Decodes scaled latents into repaired rolls, each at its style's thresholds (`styles`:
+    /// one per sample, or one for all; `None` for no style).
+    pub fn decode(&self, z: Tensor<4>, styles: &[Option<Style>]) -> Vec<(Roll, Validity)> {
+        self.decode_at(z, &self.thresholds(styles))
+    }
+
+    /// The decoding thresholds of each of `styles`.
+    fn thresholds(&self, styles: &[Option<Style>]) -> Vec<[f32; 2]> {
+        styles
+            .iter()
+            .map(|&s| self.card.thresholds_for(s))
+            .collect()
+    }
+
+    fn decode_at(&self, z: Tensor<4>, thresholds: &[[f32; 2]]) -> Vec<(Roll, Validity)> {
         let z = self.card.latent_norm().denormalize(z);
         logits_to_rolls(
             self.autoencoder.decode_logits(z),
-            self.card.thresholds,
+            thresholds,
             self.card.mending,
         )
     }
@@ -269,7 +282,8 @@ impl Pipeline {
             .collect();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let estimate = self.clean_estimate(z0, &vec![t; rolls.len()], &labels, &mut rng)?;
-        Ok(self.decode(estimate))
+        let styles: Vec<Option<Style>> = rolls.iter().map(|r| r.style).collect();
+        Ok(self.decode(estimate, &styles))
     }
 
     /// The UNet's one-step estimate of clean (normalised) latents `z0`, each noised to its
@@ -343,6 +357,7 @@ impl Pipeline {
         // Inpainting keeps the key of the bars it keeps.
         let fresh = known.is_none();
         let styles = self.styles(request, &mut rng);
+        let thresholds = self.thresholds(&styles.iter().copied().map(Some).collect::<Vec<_>>());
         // Each sample's key draw comes from a stream of its own, so the music sampled for a
         // seed does not depend on the key asked for, and every step's preview is moved the way
         // the finished piece will be once the preview settles.
@@ -406,7 +421,7 @@ impl Pipeline {
         let mut report = |info: sampler::StepInfo<'_>| {
             if let Some(cb) = on_step.as_mut() {
                 let mut preview: Vec<Roll> = self
-                    .decode(info.x0.clone())
+                    .decode_at(info.x0.clone(), &thresholds)
                     .into_iter()
                     .map(|(r, _)| r)
                     .collect();
@@ -438,7 +453,7 @@ impl Pipeline {
                 &self.autoencoder,
                 &self.card.latent_norm(),
                 z,
-                self.card.thresholds,
+                &thresholds,
                 r,
                 kept.as_ref(),
                 cancel,
@@ -447,7 +462,7 @@ impl Pipeline {
             None => z,
         };
         let (mut rolls, repaired): (Vec<Roll>, Vec<Validity>) =
-            self.decode(z.clone()).into_iter().unzip();
+            self.decode_at(z.clone(), &thresholds).into_iter().unzip();
         move_to_key(&mut rolls);
         for (roll, &style) in rolls.iter_mut().zip(&styles) {
             roll.style = Some(style);

@@ -1,6 +1,7 @@
 //! Model folders: `model.json` (the card: configs, latent scale, style weights, defaults,
 //! training record, evaluation) beside `autoencoder.bpk` and `unet.bpk` (burnpack weights).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -105,6 +106,12 @@ pub struct ModelCard {
     /// for the best F1 (0 is probability ½).
     #[serde(default)]
     pub thresholds: [f32; 2],
+    /// A style's own thresholds where the shared ones decode it worse than they could (chosen
+    /// with `eval --style-thresholds`): the decoder's logits are calibrated on all styles at
+    /// once, and chorales, four voices held for beats, lose sustained notes at the shared
+    /// sustain threshold. Styles not named use `thresholds`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub style_thresholds: BTreeMap<Style, [f32; 2]>,
     /// How decoded rolls are mended (`drop_blips`, `join_gap`, `trim_early`, `legato_gap`,
     /// `merge_doubled_onsets`, stored beside the other fields; older cards lack some and get
     /// none of that mending).
@@ -130,6 +137,13 @@ pub struct ModelCard {
 }
 
 impl ModelCard {
+    /// The decoding thresholds (onset, sustain) for a piece of `style` (`None`: no style).
+    pub fn thresholds_for(&self, style: Option<Style>) -> [f32; 2] {
+        style
+            .and_then(|s| self.style_thresholds.get(&s).copied())
+            .unwrap_or(self.thresholds)
+    }
+
     /// The key profile of `style`, if the card has one.
     pub fn key_profile(&self, style: Style) -> Option<&KeyProfile> {
         self.key_profiles.get(style.index())?.as_ref()
@@ -164,6 +178,7 @@ impl ModelCard {
             latent_scale: 1.0,
             latent_norm: None,
             thresholds: [0.0, 0.0],
+            style_thresholds: BTreeMap::new(),
             mending: Mending::default(),
             styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),
             style_weights: vec![1.0 / Style::ALL.len() as f32; Style::ALL.len()],

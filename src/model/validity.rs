@@ -3,8 +3,8 @@
 //! sampled latent until its decoding has none, staying close to what the sampler chose.
 
 use burn::optim::{AdamConfig, Optimizer};
-use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,26 +14,34 @@ use super::latent::LatentNorm;
 use super::sampler::Cancelled;
 
 /// Per cell [B, 1, P, T]: how much a sustain run starts there without an onset, from decoder
-/// logits decoded at `thresholds`, softened by `temperature` (1: the logits as they are). A run
-/// starts where a step sounds and the one before it does not; silence before the window.
+/// logits decoded at `thresholds` ((onset, sustain) for each sample, or one pair for all),
+/// softened by `temperature` (1: the logits as they are). A run starts where a step sounds and
+/// the one before it does not; silence before the window.
 pub fn soft_orphan_starts(
     logits: Tensor<4>,
-    thresholds: [f32; 2],
+    thresholds: &[[f32; 2]],
     temperature: f32,
 ) -> (Tensor<4>, Tensor<4>) {
     let [b, _, p, t] = logits.dims();
     let device = logits.device();
-    let soft = |plane: usize, threshold: f32| {
-        sigmoid(
-            logits
-                .clone()
-                .narrow(1, plane, 1)
-                .sub_scalar(threshold)
-                .div_scalar(temperature),
-        )
+    let soft = |plane: usize| {
+        let logits = logits.clone().narrow(1, plane, 1);
+        let shifted = match thresholds {
+            [one] => logits.sub_scalar(one[plane]),
+            each => {
+                assert_eq!(
+                    each.len(),
+                    b,
+                    "one threshold pair for all samples or one each"
+                );
+                let column: Vec<f32> = each.iter().map(|t| t[plane]).collect();
+                logits - Tensor::from_data(TensorData::new(column, [b, 1, 1, 1]), &device)
+            }
+        };
+        sigmoid(shifted.div_scalar(temperature))
     };
-    let onset = soft(0, thresholds[0]);
-    let sustain = soft(1, thresholds[1]);
+    let onset = soft(0);
+    let sustain = soft(1);
     let before = Tensor::cat(
         vec![
             Tensor::zeros([b, 1, p, 1], &device),
@@ -49,7 +57,7 @@ pub fn soft_orphan_starts(
 /// The soft share of sustain runs that begin without an onset: a differentiable stand-in for
 /// the orphan rate decoding counts.
 pub fn soft_orphan_rate(logits: Tensor<4>, thresholds: [f32; 2]) -> Tensor<1> {
-    let (orphans, starts) = soft_orphan_starts(logits, thresholds, 1.0);
+    let (orphans, starts) = soft_orphan_starts(logits, &[thresholds], 1.0);
     orphans.sum() / starts.sum().add_scalar(1e-3)
 }
 
@@ -119,7 +127,8 @@ impl std::str::FromStr for Refine {
     }
 }
 
-/// `z` (scaled latents [B, C, H, W]) refined as `refine` says (see [`Refine`]); where `kept`
+/// `z` (scaled latents [B, C, H, W]) refined as `refine` says (see [`Refine`]), its decodings'
+/// orphans counted at `thresholds` (see [`soft_orphan_starts`]); where `kept`
 /// (same shape) is 1 the latent stays exactly as it is: the bars an inpainting keeps.
 /// A sample whose decoding still has a note without an onset after the planned passes gets up
 /// to as many again, alone: the others stay as the planned passes left them.
@@ -128,7 +137,7 @@ pub fn refine(
     decoder: &Autoencoder,
     norm: &LatentNorm,
     z: Tensor<4>,
-    thresholds: [f32; 2],
+    thresholds: &[[f32; 2]],
     refine: Refine,
     kept: Option<&Tensor<4>>,
     cancel: Option<&AtomicBool>,
@@ -151,7 +160,7 @@ fn refine_passes(
     decoder: &Autoencoder,
     norm: &LatentNorm,
     z: Tensor<4>,
-    thresholds: [f32; 2],
+    thresholds: &[[f32; 2]],
     refine: Refine,
     extra: usize,
     kept: Option<&Tensor<4>>,
@@ -203,7 +212,7 @@ fn refine_passes(
 
 /// Per sample [B, 1, 1, 1]: whether decoding `logits` at `thresholds` draws a sound run that
 /// starts without an onset (what the orphan rate counts).
-fn has_orphans(logits: Tensor<4>, thresholds: [f32; 2]) -> Tensor<4, burn::tensor::Bool> {
+fn has_orphans(logits: Tensor<4>, thresholds: &[[f32; 2]]) -> Tensor<4, burn::tensor::Bool> {
     // A vanishing temperature turns the soft count into the hard one.
     let (orphans, _) = soft_orphan_starts(logits, thresholds, 1e-6);
     orphans.sum_dim(3).sum_dim(2).sum_dim(1).greater_elem(0.5)
@@ -242,9 +251,45 @@ mod tests {
         assert!((r - 1.0).abs() < 2e-3, "{r}");
     }
 
+    #[test]
+    fn each_sample_is_counted_at_its_own_thresholds() {
+        let (x, o) = (true, false);
+        // Onset logits +20/-20, sustain logits 1 where flagged: a sustain threshold of 0
+        // hears the second run (an orphan), one of 2 does not.
+        let one = |onset: &[bool], sustain: &[bool]| {
+            let data: Vec<f32> = onset
+                .iter()
+                .map(|&f| if f { 20.0 } else { -20.0 })
+                .chain(sustain.iter().map(|&f| if f { 1.0 } else { -20.0 }))
+                .collect();
+            let t = onset.len();
+            Tensor::<4>::from_data(TensorData::new(data, [1, 2, 1, t]), &Device::flex())
+        };
+        let sample = one(&[x, o, o, o, o], &[x, x, o, x, x]);
+        let batch = Tensor::cat(vec![sample.clone(), sample.clone()], 0);
+        let each = |thresholds: &[[f32; 2]]| {
+            soft_orphan_starts(batch.clone(), thresholds, 1e-3)
+                .0
+                .sum_dim(3)
+                .sum_dim(2)
+                .sum_dim(1)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let counts = each(&[[0.0, 0.0], [0.0, 2.0]]);
+        assert!(
+            (counts[0] - 1.0).abs() < 1e-3 && counts[1] < 1e-3,
+            "{counts:?}"
+        );
+        // One pair applies to every sample.
+        let shared = each(&[[0.0, 2.0]]);
+        assert!(shared.iter().all(|&c| c < 1e-3), "{shared:?}");
+    }
+
     fn soft_count(decoder: &Autoencoder, norm: &LatentNorm, z: Tensor<4>) -> f32 {
         let logits = decoder.decode_logits(norm.denormalize(z));
-        soft_orphan_starts(logits, [0.0, 0.0], 1.0)
+        soft_orphan_starts(logits, &[[0.0, 0.0]], 1.0)
             .0
             .sum()
             .into_scalar::<f32>()
@@ -272,7 +317,7 @@ mod tests {
             keep: 0.0,
             temperature: 1.0,
         };
-        let refined = refine(&decoder, &norm, z.clone(), [0.0, 0.0], free, None, None).unwrap();
+        let refined = refine(&decoder, &norm, z.clone(), &[[0.0, 0.0]], free, None, None).unwrap();
         assert!(!refined.is_autodiff(), "the result leaves no graph behind");
         let after = soft_count(&decoder, &norm, refined.clone());
         assert!(after < 0.95 * before, "{before} -> {after}");
@@ -283,7 +328,7 @@ mod tests {
             &decoder,
             &norm,
             z.clone(),
-            [0.0, 0.0],
+            &[[0.0, 0.0]],
             Refine { keep: 1e6, ..free },
             None,
             None,
@@ -315,7 +360,7 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         let (quiet, loud) = (loudest[0].max(loudest[1]), loudest[2].min(loudest[3]));
-        let thresholds = [100.0, (quiet + loud) / 2.0];
+        let thresholds = &[[100.0, (quiet + loud) / 2.0]];
         let r = Refine {
             steps: 1,
             rate: 0.2,

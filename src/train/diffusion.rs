@@ -333,6 +333,7 @@ fn write_model(
         card.mending = previous.mending;
         card.defaults = previous.defaults;
         card.thresholds = previous.thresholds;
+        card.style_thresholds = previous.style_thresholds;
     }
     card.name = name;
     card.unet = Some(unet_config.clone());
