@@ -96,7 +96,9 @@ pub struct EvalArgs {
     /// keep both (false); the card's `merge_doubled_onsets` otherwise.
     #[arg(long, requires = "model")]
     pub merge_doubled_onsets: Option<bool>,
-    /// With --model: onset,sustain decoding thresholds (logits) instead of the card's.
+    /// With --model: onset,sustain decoding thresholds (logits) instead of the card's; a style
+    /// with thresholds of its own (the card's `style_thresholds`, or --style-thresholds) keeps
+    /// them.
     #[arg(long, requires = "model", value_delimiter = ',')]
     pub thresholds: Option<Vec<f32>>,
     /// With --model: styles' own decoding thresholds STYLE=ONSET:SUSTAIN[,...] (e.g.

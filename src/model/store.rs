@@ -107,9 +107,10 @@ pub struct ModelCard {
     #[serde(default)]
     pub thresholds: [f32; 2],
     /// A style's own thresholds where the shared ones decode it worse than they could (chosen
-    /// with `eval --style-thresholds`): the decoder's logits are calibrated on all styles at
-    /// once, and chorales, four voices held for beats, lose sustained notes at the shared
-    /// sustain threshold. Styles not named use `thresholds`.
+    /// with `eval --style-thresholds`): `thresholds` are tuned for reconstruction F1 over all
+    /// styles at once, while what the UNet draws is decoded best a little differently per
+    /// style (chorales lose held voices at the shared sustain threshold; folk gains a voice
+    /// too many). Styles not named use `thresholds`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub style_thresholds: BTreeMap<Style, [f32; 2]>,
     /// How decoded rolls are mended (`drop_blips`, `join_gap`, `trim_early`, `legato_gap`,
