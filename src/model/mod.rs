@@ -55,11 +55,6 @@ pub fn logits_to_rolls(
     mending: Mending,
 ) -> Vec<(Roll, Validity)> {
     let [b, _, p, t] = logits.dims();
-    assert!(
-        thresholds.len() == 1 || thresholds.len() == b,
-        "one threshold pair for all {b} samples or one each, not {}",
-        thresholds.len()
-    );
     let values: Vec<f32> = logits
         .into_data()
         .convert::<f32>()
@@ -69,7 +64,7 @@ pub fn logits_to_rolls(
     (0..b)
         .map(|i| {
             let planes = &values[i * per..(i + 1) * per];
-            let thresholds = thresholds[i.min(thresholds.len() - 1)];
+            let thresholds = pair_of(thresholds, b, i);
             // Shift the sustain plane so one threshold of 0 applies to both.
             let shifted: Vec<f32> = planes
                 .iter()
@@ -81,4 +76,20 @@ pub fn logits_to_rolls(
             (roll, fixed)
         })
         .collect()
+}
+
+/// Sample `i`'s (onset, sustain) thresholds in a batch of `b`, from one pair for all or one
+/// pair each.
+fn pair_of(thresholds: &[[f32; 2]], b: usize, i: usize) -> [f32; 2] {
+    match thresholds {
+        [one] => *one,
+        each => {
+            assert_eq!(
+                each.len(),
+                b,
+                "one threshold pair for all {b} samples or one each"
+            );
+            each[i]
+        }
+    }
 }

@@ -171,15 +171,12 @@ impl Pipeline {
     /// Decodes scaled latents into repaired rolls, each at its style's thresholds (`styles`:
     /// one per sample, or one for all; `None` for no style).
     pub fn decode(&self, z: Tensor<4>, styles: &[Option<Style>]) -> Vec<(Roll, Validity)> {
-        self.decode_at(z, &self.thresholds(styles))
+        self.decode_at(z, &self.thresholds(styles.iter().copied()))
     }
 
     /// The decoding thresholds of each of `styles`.
-    fn thresholds(&self, styles: &[Option<Style>]) -> Vec<[f32; 2]> {
-        styles
-            .iter()
-            .map(|&s| self.card.thresholds_for(s))
-            .collect()
+    fn thresholds(&self, styles: impl Iterator<Item = Option<Style>>) -> Vec<[f32; 2]> {
+        styles.map(|s| self.card.thresholds_for(s)).collect()
     }
 
     fn decode_at(&self, z: Tensor<4>, thresholds: &[[f32; 2]]) -> Vec<(Roll, Validity)> {
@@ -357,7 +354,7 @@ impl Pipeline {
         // Inpainting keeps the key of the bars it keeps.
         let fresh = known.is_none();
         let styles = self.styles(request, &mut rng);
-        let thresholds = self.thresholds(&styles.iter().copied().map(Some).collect::<Vec<_>>());
+        let thresholds = self.thresholds(styles.iter().map(|&s| Some(s)));
         // Each sample's key draw comes from a stream of its own, so the music sampled for a
         // seed does not depend on the key asked for, and every step's preview is moved the way
         // the finished piece will be once the preview settles.

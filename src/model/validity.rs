@@ -25,19 +25,11 @@ pub fn soft_orphan_starts(
     let [b, _, p, t] = logits.dims();
     let device = logits.device();
     let soft = |plane: usize| {
-        let logits = logits.clone().narrow(1, plane, 1);
-        let shifted = match thresholds {
-            [one] => logits.sub_scalar(one[plane]),
-            each => {
-                assert_eq!(
-                    each.len(),
-                    b,
-                    "one threshold pair for all samples or one each"
-                );
-                let column: Vec<f32> = each.iter().map(|t| t[plane]).collect();
-                logits - Tensor::from_data(TensorData::new(column, [b, 1, 1, 1]), &device)
-            }
-        };
+        let column: Vec<f32> = (0..b)
+            .map(|i| super::pair_of(thresholds, b, i)[plane])
+            .collect();
+        let shifted = logits.clone().narrow(1, plane, 1)
+            - Tensor::from_data(TensorData::new(column, [b, 1, 1, 1]), &device);
         sigmoid(shifted.div_scalar(temperature))
     };
     let onset = soft(0);
