@@ -446,6 +446,12 @@ fn dropped_files_fine_tune_into_a_new_selected_model_and_leave_the_base_alone() 
         diffroll::model::Guidance::uniform(1.0),
         "the base model's style guidance does not carry over to the user's music"
     );
+    let style = card.defaults.style.unwrap();
+    assert_eq!(
+        card.single_line.iter().collect::<Vec<_>>(),
+        vec![&style],
+        "the user's tunes are one voice, so their style is decoded as one line"
+    );
     assert_eq!(folder_bytes(&model), before, "the base model is untouched");
     assert!(
         !is_disabled(&h, "Generate"),

@@ -147,27 +147,21 @@ fn eval_scores_a_folder_against_real_data() {
 }
 
 #[test]
-fn eval_refuses_style_thresholds_it_cannot_read() {
+fn eval_refuses_style_settings_it_cannot_read() {
     let dir = tempfile::tempdir().unwrap();
-    for (bad, says) in [
-        ("chorale=2", "STYLE=ONSET:SUSTAIN"),
-        ("chorale=2:x", "STYLE=ONSET:SUSTAIN"),
-        ("jazz=2:0.5", "jazz"),
-        ("chorale=2:0.5,chorale=1:1", "twice"),
+    for (flag, bad, says) in [
+        ("--style-thresholds", "chorale=2", "STYLE=ONSET:SUSTAIN"),
+        ("--style-thresholds", "chorale=2:x", "STYLE=ONSET:SUSTAIN"),
+        ("--style-thresholds", "jazz=2:0.5", "jazz"),
+        ("--style-thresholds", "chorale=2:0.5,chorale=1:1", "twice"),
+        ("--single-line", "jazz", "jazz"),
+        ("--single-line", "folk,folk", "twice"),
     ] {
         let out = diffroll(
-            &[
-                "eval",
-                "--model",
-                "base",
-                "--data",
-                "nowhere",
-                "--style-thresholds",
-                bad,
-            ],
+            &["eval", "--model", "base", "--data", "nowhere", flag, bad],
             dir.path(),
         );
-        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert_eq!(out.status.code(), Some(2), "{flag} {bad}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{bad}: {stderr}");
     }

@@ -358,6 +358,27 @@ fn train_resume_generate_is_exact_and_deterministic() {
         }
     }
 
+    // A style decoded as one line sounds one note at a time, even where every cell is over
+    // its thresholds; the other styles come out as they did.
+    loud.card.single_line.insert(own);
+    let one_line = loud.generate(&refined_mix, None, None).unwrap();
+    for (i, style) in styles.iter().enumerate() {
+        let roll = &one_line.rolls[i];
+        if *style == own {
+            let most = (0..roll.steps())
+                .map(|t| (0..128).filter(|&p| roll.sustain(p, t)).count())
+                .max();
+            assert_eq!(most, Some(1), "{style} is not one line");
+        } else {
+            let bytes = |r: &Roll| diffroll::midi::write_roll(r, "x");
+            assert_eq!(
+                bytes(roll),
+                bytes(&own_thresholds.rolls[i]),
+                "{style} changed with {own} as one line"
+            );
+        }
+    }
+
     // Refinement moves the sampled latent, reproducibly.
     let refine = diffroll::model::Refine {
         steps: 3,
@@ -378,6 +399,13 @@ fn train_resume_generate_is_exact_and_deterministic() {
     // by at most a tritone, to the key asked for or to one the style uses.
     assert_eq!(pipeline.card.key_profiles.len(), Style::ALL.len());
     assert!(pipeline.card.key_profiles.iter().any(Option::is_some));
+    // Training also measured which styles are one voice: the fixtures' folk tunes are, and so
+    // is their one Renaissance file (a single part of a chanson); their chorale and quartet
+    // are not.
+    assert_eq!(
+        pipeline.card.single_line.iter().collect::<Vec<_>>(),
+        vec![&Style::Polyphony, &Style::Folk]
+    );
     let keyed = |key: KeyChoice| {
         pipeline
             .generate(
@@ -471,6 +499,8 @@ fn train_resume_generate_is_exact_and_deterministic() {
             "true",
             "--style-thresholds",
             "chorale=1.5:0.25",
+            "--single-line",
+            "folk",
             "--model",
         ])
         .arg(&straight)
@@ -498,6 +528,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
         settings["style_thresholds"],
         serde_json::json!({"chorale": [1.5, 0.25]})
     );
+    assert_eq!(settings["single_line"], serde_json::json!(["folk"]));
     for who in ["autoencoder_on_real", "model"] {
         let rates = &report["orphan_sustain"][who];
         for per in ["notes", "samples", "late_onset", "after_gap", "blips"] {

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -106,6 +106,10 @@ pub struct EvalArgs {
     /// decode at --thresholds (or the card's).
     #[arg(long, requires = "model", value_parser = style_thresholds)]
     pub style_thresholds: Option<BTreeMap<Style, [f32; 2]>>,
+    /// With --model: styles decoded as one melodic line STYLE[,...] (e.g. folk) or "none",
+    /// instead of the card's `single_line`
+    #[arg(long, requires = "model", value_parser = single_line)]
+    pub single_line: Option<BTreeSet<Style>>,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -135,6 +139,21 @@ fn style_thresholds(s: &str) -> Result<BTreeMap<Style, [f32; 2]>, String> {
         }
     }
     Ok(map)
+}
+
+/// `STYLE[,...]`, or `none` for no style decoded as one line.
+fn single_line(s: &str) -> Result<BTreeSet<Style>, String> {
+    let mut set = BTreeSet::new();
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(set);
+    }
+    for part in s.split(',') {
+        let style: Style = part.trim().parse().map_err(|e| format!("{e}"))?;
+        if !set.insert(style) {
+            return Err(format!("{style} is given twice"));
+        }
+    }
+    Ok(set)
 }
 
 fn windows(
@@ -272,6 +291,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             }
             if let Some(own) = args.style_thresholds.clone() {
                 pipeline.card.style_thresholds = own;
+            }
+            if let Some(lines) = args.single_line.clone() {
+                pipeline.card.single_line = lines;
             }
             if let Some(g) = args.guidance {
                 pipeline.card.defaults.guidance = g;
@@ -416,6 +438,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 settings["defaults"] = serde_json::json!(card.defaults);
                 settings["thresholds"] = serde_json::json!(card.thresholds);
                 settings["style_thresholds"] = serde_json::json!(card.style_thresholds);
+                settings["single_line"] = serde_json::json!(card.single_line);
                 settings["key"] = serde_json::json!(args.key.unwrap_or_default().to_string());
                 settings
             }),
@@ -429,6 +452,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             card.defaults = measured.defaults;
             card.thresholds = measured.thresholds;
             card.style_thresholds = measured.style_thresholds;
+            card.single_line = measured.single_line;
             card.mending = measured.mending;
         }
         card.save(dir)?;

@@ -56,9 +56,10 @@ pub struct Common {
 pub enum Stage {
     #[command(flatten)]
     Network(Box<Network>),
-    /// Measure each style's keys and register in a corpus and store them in a model's card:
-    /// generation moves the pieces the model draws in every key alike to keys the style uses
-    /// (`train diffusion` does this itself).
+    /// Measure each style's keys and register in a corpus, and how often its music is one
+    /// voice, and store them in a model's card: generation moves the pieces the model draws in
+    /// every key alike to keys the style uses, and decodes a style that is one voice in at
+    /// least half its windows as one line (`train diffusion` does this itself).
     Keys {
         /// Training corpus: <dir>/<style>/*.mid.
         #[arg(long)]
@@ -158,8 +159,11 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
     let model = crate::model::catalog::resolve(model)?;
     let mut card = crate::model::ModelCard::load(&model)?;
     let (windows, _) = crate::train::dataset::WindowSet::load(data, 1)?;
-    card.key_profiles = windows.key_profiles(crate::train::dataset::KEY_PROFILE_WINDOWS);
-    for (name, profile) in card.styles.iter().zip(&card.key_profiles) {
+    let per_style = crate::train::dataset::KEY_PROFILE_WINDOWS;
+    card.key_profiles = windows.key_profiles(per_style);
+    card.single_line = windows.single_line_styles(per_style);
+    let voices = windows.one_voice_shares(per_style);
+    for ((name, profile), one_voice) in card.styles.iter().zip(&card.key_profiles).zip(voices) {
         match profile {
             Some(p) => {
                 let mut roots: Vec<(usize, f64)> = p.roots.iter().copied().enumerate().collect();
@@ -171,12 +175,18 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
                         format!("{} {:.0} %", crate::roll::KEY_NAMES[r], share * 100.0)
                     })
                     .collect();
+                let line = if card.single_line.iter().any(|s| s.name() == name) {
+                    ", decoded as one line"
+                } else {
+                    ""
+                };
                 println!(
-                    "{name:10} {} windows; mean pitch {:.1} (sd {:.1}); keys {}",
+                    "{name:10} {} windows; mean pitch {:.1} (sd {:.1}); keys {}; one voice in {:.0} % of windows{line}",
                     p.windows,
                     p.pitch_mean,
                     p.pitch_sd,
-                    common.join(", ")
+                    common.join(", "),
+                    one_voice.unwrap_or(0.0) * 100.0,
                 );
             }
             None => println!("{name:10} no windows"),

@@ -168,24 +168,26 @@ impl Pipeline {
         self.card.autoencoder.latent_shape(PITCHES, WINDOW_STEPS)
     }
 
-    /// Decodes scaled latents into repaired rolls, each at its style's thresholds (`styles`:
-    /// one per sample, or one for all; `None` for no style).
+    /// Decodes scaled latents into repaired rolls, each as its style is decoded (`styles`:
+    /// one per sample, or one for all; `None` for no style): at its thresholds, and as one
+    /// line where the card says so.
     pub fn decode(&self, z: Tensor<4>, styles: &[Option<Style>]) -> Vec<(Roll, Validity)> {
-        self.decode_at(z, &self.thresholds(styles.iter().copied()))
+        let z = self.card.latent_norm().denormalize(z);
+        let lines: Vec<bool> = styles
+            .iter()
+            .map(|&s| self.card.single_line_for(s))
+            .collect();
+        logits_to_rolls(
+            self.autoencoder.decode_logits(z),
+            &self.thresholds(styles.iter().copied()),
+            &lines,
+            self.card.mending,
+        )
     }
 
     /// The decoding thresholds of each of `styles`.
     fn thresholds(&self, styles: impl Iterator<Item = Option<Style>>) -> Vec<[f32; 2]> {
         styles.map(|s| self.card.thresholds_for(s)).collect()
-    }
-
-    fn decode_at(&self, z: Tensor<4>, thresholds: &[[f32; 2]]) -> Vec<(Roll, Validity)> {
-        let z = self.card.latent_norm().denormalize(z);
-        logits_to_rolls(
-            self.autoencoder.decode_logits(z),
-            thresholds,
-            self.card.mending,
-        )
     }
 
     /// Picks each sample's style: the requested one, or drawn by the training proportions.
@@ -354,7 +356,8 @@ impl Pipeline {
         // Inpainting keeps the key of the bars it keeps.
         let fresh = known.is_none();
         let styles = self.styles(request, &mut rng);
-        let thresholds = self.thresholds(styles.iter().map(|&s| Some(s)));
+        let labelled: Vec<Option<Style>> = styles.iter().map(|&s| Some(s)).collect();
+        let thresholds = self.thresholds(labelled.iter().copied());
         // Each sample's key draw comes from a stream of its own, so the music sampled for a
         // seed does not depend on the key asked for, and every step's preview is moved the way
         // the finished piece will be once the preview settles.
@@ -418,7 +421,7 @@ impl Pipeline {
         let mut report = |info: sampler::StepInfo<'_>| {
             if let Some(cb) = on_step.as_mut() {
                 let mut preview: Vec<Roll> = self
-                    .decode_at(info.x0.clone(), &thresholds)
+                    .decode(info.x0.clone(), &labelled)
                     .into_iter()
                     .map(|(r, _)| r)
                     .collect();
@@ -459,7 +462,7 @@ impl Pipeline {
             None => z,
         };
         let (mut rolls, repaired): (Vec<Roll>, Vec<Validity>) =
-            self.decode_at(z.clone(), &thresholds).into_iter().unzip();
+            self.decode(z.clone(), &labelled).into_iter().unzip();
         move_to_key(&mut rolls);
         for (roll, &style) in rolls.iter_mut().zip(&styles) {
             roll.style = Some(style);

@@ -1,7 +1,7 @@
 //! Model folders: `model.json` (the card: configs, latent scale, style weights, defaults,
 //! training record, evaluation) beside `autoencoder.bpk` and `unet.bpk` (burnpack weights).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -113,6 +113,10 @@ pub struct ModelCard {
     /// too many). Styles not named use `thresholds`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub style_thresholds: BTreeMap<Style, [f32; 2]>,
+    /// Styles decoded as one melodic line ([`crate::model::keep_single_line`]): their music
+    /// is one voice, and the UNet's hedged second candidates are dropped rather than played.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub single_line: BTreeSet<Style>,
     /// How decoded rolls are mended (`drop_blips`, `join_gap`, `trim_early`, `legato_gap`,
     /// `merge_doubled_onsets`, stored beside the other fields; older cards lack some and get
     /// none of that mending).
@@ -143,6 +147,11 @@ impl ModelCard {
         style
             .and_then(|s| self.style_thresholds.get(&s).copied())
             .unwrap_or(self.thresholds)
+    }
+
+    /// Whether a piece of `style` is decoded as one melodic line.
+    pub fn single_line_for(&self, style: Option<Style>) -> bool {
+        style.is_some_and(|s| self.single_line.contains(&s))
     }
 
     /// The key profile of `style`, if the card has one.
@@ -180,6 +189,7 @@ impl ModelCard {
             latent_norm: None,
             thresholds: [0.0, 0.0],
             style_thresholds: BTreeMap::new(),
+            single_line: BTreeSet::new(),
             mending: Mending::default(),
             styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),
             style_weights: vec![1.0 / Style::ALL.len() as f32; Style::ALL.len()],

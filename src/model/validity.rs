@@ -26,7 +26,7 @@ pub fn soft_orphan_starts(
     let device = logits.device();
     let soft = |plane: usize| {
         let column: Vec<f32> = (0..b)
-            .map(|i| super::pair_of(thresholds, b, i)[plane])
+            .map(|i| super::one_of(thresholds, b, i)[plane])
             .collect();
         let shifted = logits.clone().narrow(1, plane, 1)
             - Tensor::from_data(TensorData::new(column, [b, 1, 1, 1]), &device);

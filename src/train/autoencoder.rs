@@ -101,7 +101,7 @@ fn f1_of(logits: &[Tensor<4>], windows: &[Roll], thresholds: [f32; 2]) -> (f64, 
 pub fn decode_all(logits: &[Tensor<4>], thresholds: [f32; 2]) -> Vec<(Roll, Validity)> {
     logits
         .iter()
-        .flat_map(|l| logits_to_rolls(l.clone(), &[thresholds], Mending::default()))
+        .flat_map(|l| logits_to_rolls(l.clone(), &[thresholds], &[false], Mending::default()))
         .collect()
 }
 

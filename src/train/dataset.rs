@@ -1,6 +1,7 @@
 //! Training windows: every 8-bar window of a scanned corpus, drawn at random with its style
 //! label and a random transposition, as roll tensors.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use rand::{Rng, RngExt};
@@ -170,6 +171,33 @@ impl WindowSet {
                         .map(|(roll, _)| roll),
                 )
             })
+            .collect()
+    }
+
+    /// The share of each style's windows (up to `per_style` of them, evenly spread) that are
+    /// one voice, in label order (`None` where a style has none).
+    pub fn one_voice_shares(&self, per_style: usize) -> Vec<Option<f64>> {
+        let windows = self.fixed(per_style);
+        Style::ALL
+            .iter()
+            .map(|&style| {
+                crate::roll::one_voice_share(
+                    windows
+                        .iter()
+                        .filter(|(_, s)| *s == style)
+                        .map(|(roll, _)| roll),
+                )
+            })
+            .collect()
+    }
+
+    /// The styles whose windows are one voice often enough to be decoded as one line.
+    pub fn single_line_styles(&self, per_style: usize) -> BTreeSet<Style> {
+        Style::ALL
+            .iter()
+            .zip(self.one_voice_shares(per_style))
+            .filter(|(_, share)| share.is_some_and(|s| s >= crate::roll::ONE_LINE_SHARE))
+            .map(|(&style, _)| style)
             .collect()
     }
 

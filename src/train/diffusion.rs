@@ -325,6 +325,9 @@ fn write_model(
         .file_name()
         .map_or("model".into(), |n| n.to_string_lossy().into_owned());
     let mut card = ae_card.clone();
+    // The styles whose music is one voice are decoded as one line, unless a resumed run's
+    // card (below) says otherwise.
+    card.single_line = data.single_line_styles(KEY_PROFILE_WINDOWS);
     // A resumed run keeps the sampling and decoding settings an eval chose for this model
     // (`eval --save-to-card`); its figures belong to the old weights and go.
     if run.resume
@@ -334,6 +337,7 @@ fn write_model(
         card.defaults = previous.defaults;
         card.thresholds = previous.thresholds;
         card.style_thresholds = previous.style_thresholds;
+        card.single_line = previous.single_line;
     }
     card.name = name;
     card.unet = Some(unet_config.clone());

@@ -250,6 +250,11 @@ pub fn finetune(run: FinetuneRun<'_>, control: Control<'_>) -> Result<Finetuned,
     let own: Vec<crate::roll::Roll> = evenly_spread(&windows, KEY_PROFILE_WINDOWS)
         .map(|&(piece, start)| window_roll(&run.intake.pieces[piece].song.notes, start as u32, 0))
         .collect();
+    // The label's texture is now the user's: one line only if their music is one voice.
+    new_card.single_line.remove(&style);
+    if crate::roll::one_voice_share(&own).is_some_and(|s| s >= crate::roll::ONE_LINE_SHARE) {
+        new_card.single_line.insert(style);
+    }
     if let Some(profile) = crate::roll::KeyProfile::measure(&own) {
         new_card.key_profiles.resize(new_card.styles.len(), None);
         if let Some(slot) = new_card.key_profiles.get_mut(style.index()) {
