@@ -114,46 +114,54 @@ pub struct EvalArgs {
     pub device: DeviceArgs,
 }
 
-/// `STYLE=ONSET:SUSTAIN[,...]`, or `none` for no style of its own.
-fn style_thresholds(s: &str) -> Result<BTreeMap<Style, [f32; 2]>, String> {
+/// A comma-separated list with one entry per style (`entry` reads one into its style and
+/// value), or `none` for an empty one; a style given twice is refused.
+fn per_style<T>(
+    s: &str,
+    entry: impl Fn(&str) -> Result<(Style, T), String>,
+) -> Result<BTreeMap<Style, T>, String> {
     let mut map = BTreeMap::new();
     if s.trim().eq_ignore_ascii_case("none") {
         return Ok(map);
     }
     for part in s.split(',') {
-        let bad = || {
-            format!(
-                "'{part}' is not STYLE=ONSET:SUSTAIN (two logits, e.g. chorale=2:0.5); \
-                 give one per style, comma-separated, or \"none\""
-            )
-        };
-        let (style, pair) = part.split_once('=').ok_or_else(bad)?;
-        let style: Style = style.trim().parse().map_err(|e| format!("{e}"))?;
-        let (onset, sustain) = pair.split_once(':').ok_or_else(bad)?;
-        let number = |v: &str| v.trim().parse::<f32>().ok().filter(|v| v.is_finite());
-        let (Some(onset), Some(sustain)) = (number(onset), number(sustain)) else {
-            return Err(bad());
-        };
-        if map.insert(style, [onset, sustain]).is_some() {
+        let (style, value) = entry(part)?;
+        if map.insert(style, value).is_some() {
             return Err(format!("{style} is given twice"));
         }
     }
     Ok(map)
 }
 
+fn style(name: &str) -> Result<Style, String> {
+    name.trim().parse().map_err(|e| format!("{e}"))
+}
+
+/// `STYLE=ONSET:SUSTAIN[,...]`, or `none` for no style of its own.
+fn style_thresholds(s: &str) -> Result<BTreeMap<Style, [f32; 2]>, String> {
+    per_style(s, |part| {
+        let bad = || {
+            format!(
+                "'{part}' is not STYLE=ONSET:SUSTAIN (two logits, e.g. chorale=2:0.5); \
+                 give one per style, comma-separated, or \"none\""
+            )
+        };
+        let (name, pair) = part.split_once('=').ok_or_else(bad)?;
+        let name = style(name)?;
+        let (onset, sustain) = pair.split_once(':').ok_or_else(bad)?;
+        let number = |v: &str| v.trim().parse::<f32>().ok().filter(|v| v.is_finite());
+        match (number(onset), number(sustain)) {
+            (Some(onset), Some(sustain)) => Ok((name, [onset, sustain])),
+            _ => Err(bad()),
+        }
+    })
+}
+
 /// `STYLE[,...]`, or `none` for no style decoded as one line.
 fn single_line(s: &str) -> Result<BTreeSet<Style>, String> {
-    let mut set = BTreeSet::new();
-    if s.trim().eq_ignore_ascii_case("none") {
-        return Ok(set);
-    }
-    for part in s.split(',') {
-        let style: Style = part.trim().parse().map_err(|e| format!("{e}"))?;
-        if !set.insert(style) {
-            return Err(format!("{style} is given twice"));
-        }
-    }
-    Ok(set)
+    Ok(per_style(s, |part| Ok((style(part)?, ())))?
+        .into_keys()
+        .collect())
 }
 
 fn windows(
