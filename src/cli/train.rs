@@ -161,8 +161,8 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
     let (windows, _) = crate::train::dataset::WindowSet::load(data, 1)?;
     let per_style = crate::train::dataset::KEY_PROFILE_WINDOWS;
     card.key_profiles = windows.key_profiles(per_style);
-    card.single_line = windows.single_line_styles(per_style);
     let voices = windows.one_voice_shares(per_style);
+    card.single_line = crate::train::dataset::single_line_styles(&voices);
     for ((name, profile), one_voice) in card.styles.iter().zip(&card.key_profiles).zip(voices) {
         match profile {
             Some(p) => {
@@ -175,7 +175,7 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
                         format!("{} {:.0} %", crate::roll::KEY_NAMES[r], share * 100.0)
                     })
                     .collect();
-                let line = if card.single_line.iter().any(|s| s.name() == name) {
+                let line = if crate::roll::is_one_line(one_voice) {
                     ", decoded as one line"
                 } else {
                     ""

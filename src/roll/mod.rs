@@ -124,6 +124,11 @@ pub struct Mending {
 /// keys` prints each style's share).
 pub const ONE_LINE_SHARE: f64 = 0.5;
 
+/// Whether music of which `share` is one voice ([`one_voice_share`]) is decoded as one line.
+pub fn is_one_line(share: Option<f64>) -> bool {
+    share.is_some_and(|s| s >= ONE_LINE_SHARE)
+}
+
 /// The share of `rolls` that hold notes and are one voice ([`Roll::is_one_voice`]); `None` if
 /// none holds a note.
 pub fn one_voice_share<'a>(rolls: impl IntoIterator<Item = &'a Roll>) -> Option<f64> {

@@ -191,16 +191,6 @@ impl WindowSet {
             .collect()
     }
 
-    /// The styles whose windows are one voice often enough to be decoded as one line.
-    pub fn single_line_styles(&self, per_style: usize) -> BTreeSet<Style> {
-        Style::ALL
-            .iter()
-            .zip(self.one_voice_shares(per_style))
-            .filter(|(_, share)| share.is_some_and(|s| s >= crate::roll::ONE_LINE_SHARE))
-            .map(|(&style, _)| style)
-            .collect()
-    }
-
     /// Up to `per_style` windows per style, evenly spread and untransposed: a fixed
     /// validation set.
     pub fn fixed(&self, per_style: usize) -> Vec<(Roll, Style)> {
@@ -215,6 +205,17 @@ impl WindowSet {
         }
         out
     }
+}
+
+/// The styles decoded as one line, from each style's one-voice share in label order
+/// ([`WindowSet::one_voice_shares`]).
+pub fn single_line_styles(shares: &[Option<f64>]) -> BTreeSet<Style> {
+    Style::ALL
+        .iter()
+        .zip(shares)
+        .filter(|&(_, &share)| crate::roll::is_one_line(share))
+        .map(|(&style, _)| style)
+        .collect()
 }
 
 /// Up to `most` of `items`, evenly spread over them (all of them when there are no more).

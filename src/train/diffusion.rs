@@ -13,7 +13,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::checkpoint::{self, TrainState};
-use super::dataset::{KEY_PROFILE_WINDOWS, WindowSet};
+use super::dataset::{KEY_PROFILE_WINDOWS, WindowSet, single_line_styles};
 use super::ema;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
@@ -325,19 +325,20 @@ fn write_model(
         .file_name()
         .map_or("model".into(), |n| n.to_string_lossy().into_owned());
     let mut card = ae_card.clone();
-    // The styles whose music is one voice are decoded as one line, unless a resumed run's
-    // card (below) says otherwise.
-    card.single_line = data.single_line_styles(KEY_PROFILE_WINDOWS);
     // A resumed run keeps the sampling and decoding settings an eval chose for this model
     // (`eval --save-to-card`); its figures belong to the old weights and go.
-    if run.resume
-        && let Ok(previous) = ModelCard::load(run.out)
-    {
-        card.mending = previous.mending;
-        card.defaults = previous.defaults;
-        card.thresholds = previous.thresholds;
-        card.style_thresholds = previous.style_thresholds;
-        card.single_line = previous.single_line;
+    match run.resume.then(|| ModelCard::load(run.out).ok()).flatten() {
+        Some(previous) => {
+            card.mending = previous.mending;
+            card.defaults = previous.defaults;
+            card.thresholds = previous.thresholds;
+            card.style_thresholds = previous.style_thresholds;
+            card.single_line = previous.single_line;
+        }
+        // A new model decodes the styles whose music is one voice as one line.
+        None => {
+            card.single_line = single_line_styles(&data.one_voice_shares(KEY_PROFILE_WINDOWS));
+        }
     }
     card.name = name;
     card.unet = Some(unet_config.clone());

@@ -252,7 +252,7 @@ pub fn finetune(run: FinetuneRun<'_>, control: Control<'_>) -> Result<Finetuned,
         .collect();
     // The label's texture is now the user's: one line only if their music is one voice.
     new_card.single_line.remove(&style);
-    if crate::roll::one_voice_share(&own).is_some_and(|s| s >= crate::roll::ONE_LINE_SHARE) {
+    if crate::roll::is_one_line(crate::roll::one_voice_share(&own)) {
         new_card.single_line.insert(style);
     }
     if let Some(profile) = crate::roll::KeyProfile::measure(&own) {
