@@ -452,6 +452,10 @@ fn dropped_files_fine_tune_into_a_new_selected_model_and_leave_the_base_alone() 
         vec![&style],
         "the user's tunes are one voice, so their style is decoded as one line"
     );
+    assert!(
+        !card.voices.contains_key(&style),
+        "one line, not a fixed number of voices"
+    );
     assert_eq!(folder_bytes(&model), before, "the base model is untouched");
     assert!(
         !is_disabled(&h, "Generate"),

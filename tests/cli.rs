@@ -156,6 +156,10 @@ fn eval_refuses_style_settings_it_cannot_read() {
         ("--style-thresholds", "chorale=2:0.5,chorale=1:1", "twice"),
         ("--single-line", "jazz", "jazz"),
         ("--single-line", "folk,folk", "twice"),
+        ("--voices", "chorale", "STYLE=VOICES"),
+        ("--voices", "chorale=1", "STYLE=VOICES"),
+        ("--voices", "jazz=4", "jazz"),
+        ("--voices", "chorale=4,chorale=3", "twice"),
     ] {
         let out = diffroll(
             &["eval", "--model", "base", "--data", "nowhere", flag, bad],

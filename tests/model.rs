@@ -379,6 +379,28 @@ fn train_resume_generate_is_exact_and_deterministic() {
         }
     }
 
+    // A style decoded in a fixed number of voices never sounds more at once, even where every
+    // cell is over its thresholds; the other styles come out as they did.
+    loud.card.single_line.remove(&own);
+    loud.card.voices.insert(own, 3);
+    let voiced = loud.generate(&refined_mix, None, None).unwrap();
+    for (i, style) in styles.iter().enumerate() {
+        let roll = &voiced.rolls[i];
+        if *style == own {
+            let most = (0..roll.steps())
+                .map(|t| (0..128).filter(|&p| roll.sustain(p, t)).count())
+                .max();
+            assert_eq!(most, Some(3), "{style} is not in three voices");
+        } else {
+            let bytes = |r: &Roll| diffroll::midi::write_roll(r, "x");
+            assert_eq!(
+                bytes(roll),
+                bytes(&own_thresholds.rolls[i]),
+                "{style} changed with {own} in three voices"
+            );
+        }
+    }
+
     // Refinement moves the sampled latent, reproducibly.
     let refine = diffroll::model::Refine {
         steps: 3,
@@ -405,6 +427,11 @@ fn train_resume_generate_is_exact_and_deterministic() {
     assert_eq!(
         pipeline.card.single_line.iter().collect::<Vec<_>>(),
         vec![&Style::Polyphony, &Style::Folk]
+    );
+    // ...and which are written in a fixed number of voices: the four-part chorale.
+    assert_eq!(
+        pipeline.card.voices,
+        std::collections::BTreeMap::from([(Style::Chorale, 4)])
     );
     let keyed = |key: KeyChoice| {
         pipeline
@@ -501,6 +528,8 @@ fn train_resume_generate_is_exact_and_deterministic() {
             "chorale=1.5:0.25",
             "--single-line",
             "folk",
+            "--voices",
+            "chorale=3",
             "--model",
         ])
         .arg(&straight)
@@ -529,6 +558,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
         serde_json::json!({"chorale": [1.5, 0.25]})
     );
     assert_eq!(settings["single_line"], serde_json::json!(["folk"]));
+    assert_eq!(settings["voices"], serde_json::json!({"chorale": 3}));
     for who in ["autoencoder_on_real", "model"] {
         let rates = &report["orphan_sustain"][who];
         for per in ["notes", "samples", "late_onset", "after_gap", "blips"] {

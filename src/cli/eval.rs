@@ -110,6 +110,10 @@ pub struct EvalArgs {
     /// instead of the card's `single_line`
     #[arg(long, requires = "model", value_parser = single_line)]
     pub single_line: Option<BTreeSet<Style>>,
+    /// With --model: styles decoded as a fixed number of voices STYLE=N[,...] (e.g. chorale=4)
+    /// or "none", instead of the card's `voices`
+    #[arg(long, requires = "model", value_parser = voices)]
+    pub voices: Option<BTreeMap<Style, usize>>,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -162,6 +166,23 @@ fn single_line(s: &str) -> Result<BTreeSet<Style>, String> {
     Ok(per_style(s, |part| Ok((style(part)?, ())))?
         .into_keys()
         .collect())
+}
+
+/// `STYLE=N[,...]`, or `none` for no style decoded in a fixed number of voices.
+fn voices(s: &str) -> Result<BTreeMap<Style, usize>, String> {
+    per_style(s, |part| {
+        let bad = || {
+            format!(
+                "'{part}' is not STYLE=VOICES (a number of voices from 2, e.g. chorale=4); \
+                 give one per style, comma-separated, or \"none\""
+            )
+        };
+        let (name, n) = part.split_once('=').ok_or_else(bad)?;
+        match n.trim().parse::<usize>() {
+            Ok(n) if n >= 2 => Ok((style(name)?, n)),
+            _ => Err(bad()),
+        }
+    })
 }
 
 fn windows(
@@ -302,6 +323,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             }
             if let Some(lines) = args.single_line.clone() {
                 pipeline.card.single_line = lines;
+            }
+            if let Some(voices) = args.voices.clone() {
+                pipeline.card.voices = voices;
             }
             if let Some(g) = args.guidance {
                 pipeline.card.defaults.guidance = g;
@@ -447,6 +471,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 settings["thresholds"] = serde_json::json!(card.thresholds);
                 settings["style_thresholds"] = serde_json::json!(card.style_thresholds);
                 settings["single_line"] = serde_json::json!(card.single_line);
+                settings["voices"] = serde_json::json!(card.voices);
                 settings["key"] = serde_json::json!(args.key.unwrap_or_default().to_string());
                 settings
             }),
@@ -461,6 +486,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             card.thresholds = measured.thresholds;
             card.style_thresholds = measured.style_thresholds;
             card.single_line = measured.single_line;
+            card.voices = measured.voices;
             card.mending = measured.mending;
         }
         card.save(dir)?;

@@ -161,9 +161,17 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
     let (windows, _) = crate::train::dataset::WindowSet::load(data, 1)?;
     let per_style = crate::train::dataset::KEY_PROFILE_WINDOWS;
     card.key_profiles = windows.key_profiles(per_style);
-    let voices = windows.one_voice_shares(per_style);
-    card.single_line = crate::train::dataset::single_line_styles(&voices);
-    for ((name, profile), one_voice) in card.styles.iter().zip(&card.key_profiles).zip(voices) {
+    let one_voice_shares = windows.one_voice_shares(per_style);
+    let steady = windows.steady_voices(per_style);
+    card.single_line = crate::train::dataset::single_line_styles(&one_voice_shares);
+    card.voices = crate::train::dataset::fixed_voice_styles(&steady);
+    for (((name, profile), one_voice), steady) in card
+        .styles
+        .iter()
+        .zip(&card.key_profiles)
+        .zip(one_voice_shares)
+        .zip(steady)
+    {
         match profile {
             Some(p) => {
                 let mut roots: Vec<(usize, f64)> = p.roots.iter().copied().enumerate().collect();
@@ -175,18 +183,22 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
                         format!("{} {:.0} %", crate::roll::KEY_NAMES[r], share * 100.0)
                     })
                     .collect();
-                let line = if crate::roll::is_one_line(one_voice) {
-                    ", decoded as one line"
+                let texture = if crate::roll::is_one_line(one_voice) {
+                    ", decoded as one line".to_string()
+                } else if let Some(n) = crate::roll::fixed_voices(steady) {
+                    format!(", decoded in {n} voices")
                 } else {
-                    ""
+                    String::new()
                 };
+                let (notes, share) = steady.unwrap_or((0, 0.0));
                 println!(
-                    "{name:10} {} windows; mean pitch {:.1} (sd {:.1}); keys {}; one voice in {:.0} % of windows{line}",
+                    "{name:10} {} windows; mean pitch {:.1} (sd {:.1}); keys {}; one voice in {:.0} % of windows; {notes} at once in {:.0} % of sounding steps{texture}",
                     p.windows,
                     p.pitch_mean,
                     p.pitch_sd,
                     common.join(", "),
                     one_voice.unwrap_or(0.0) * 100.0,
+                    share * 100.0,
                 );
             }
             None => println!("{name:10} no windows"),

@@ -48,13 +48,10 @@ pub fn rolls_to_tensor(rolls: &[&Roll], device: &Device) -> Tensor<4> {
 /// Decoder logits [B, 2, 128, 128] to rolls: an onset or sustain cell is set where its logit
 /// exceeds that plane's threshold (0 = probability ½), then the roll is mended as `mending`
 /// says; each roll comes with what the decoder got wrong (counted before any of it was mended).
-/// `thresholds` holds (onset, sustain) for each sample, or one pair for all; `single_line`
-/// says, for each sample or for all, whether it is decoded as one melodic line
-/// ([`keep_single_line`]).
+/// `decoding` holds each sample's [`Decoding`], or one for all.
 pub fn logits_to_rolls(
     logits: Tensor<4>,
-    thresholds: &[[f32; 2]],
-    single_line: &[bool],
+    decoding: &[Decoding],
     mending: Mending,
 ) -> Vec<(Roll, Validity)> {
     let [b, _, p, t] = logits.dims();
@@ -67,20 +64,24 @@ pub fn logits_to_rolls(
     (0..b)
         .map(|i| {
             let planes = &values[i * per..(i + 1) * per];
-            let thresholds = one_of(thresholds, b, i);
+            let Decoding {
+                thresholds,
+                texture,
+            } = one_of(decoding, b, i);
             // Shift the sustain plane so one threshold of 0 applies to both.
             let mut shifted: Vec<f32> = planes
                 .iter()
                 .enumerate()
                 .map(|(j, &v)| v - thresholds[usize::from(j >= p * t)])
                 .collect();
-            let line = one_of(single_line, b, i);
-            if line {
-                keep_single_line(&mut shifted, p, t);
+            match texture {
+                Texture::Free => {}
+                Texture::OneLine => keep_single_line(&mut shifted, p, t),
+                Texture::Voices(voices) => keep_voices(&mut shifted, p, t, voices),
             }
             let mut roll = Roll::from_planes(&shifted, t, 0.0);
             let fixed = roll.mend(mending);
-            if line {
+            if texture == Texture::OneLine {
                 roll.end_notes_at_onsets();
             }
             (roll, fixed)
@@ -88,8 +89,31 @@ pub fn logits_to_rolls(
         .collect()
 }
 
-/// Sample `i`'s setting in a batch of `b` (its decoding thresholds, or whether it is one
-/// line), from one value for all or one each.
+/// How one piece's decoder logits become notes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Decoding {
+    /// Logit thresholds (onset, sustain) over which a cell is set (0 = probability ½).
+    pub thresholds: [f32; 2],
+    /// How its notes are laid out between voices.
+    pub texture: Texture,
+}
+
+/// How the notes of a decoded piece are laid out between voices: the texture of its style's
+/// music, which an undertrained UNet blurs (it hedges between candidate notes, and a voice
+/// fades out where the music would move it on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Texture {
+    /// As the decoder's thresholds draw it.
+    #[default]
+    Free,
+    /// One melodic line ([`keep_single_line`]).
+    OneLine,
+    /// This many voices sounding throughout ([`keep_voices`]).
+    Voices(usize),
+}
+
+/// Sample `i`'s setting in a batch of `b` (how it is decoded, or its thresholds), from one
+/// value for all or one each.
 fn one_of<T: Copy>(values: &[T], b: usize, i: usize) -> T {
     match values {
         [one] => *one,
@@ -125,10 +149,68 @@ pub fn keep_single_line(planes: &mut [f32], pitches: usize, steps: usize) {
         };
         *slot = current.map(|p| (p, struck.is_some()));
     }
+    write_notes(
+        onset,
+        sustain,
+        steps,
+        line.into_iter().map(|slot| slot.into_iter().collect()),
+    );
+}
+
+/// Lays thresholded decoder planes ([2, `pitches`, `steps`], above 0 = set) out in `voices`
+/// voices that sound throughout, the texture of a style written in a fixed number of parts
+/// (four-part chorales: 81 % of the sounding steps of the corpus's chorale windows sound
+/// exactly four notes). An undertrained UNet drifts from it both ways: a voice's sustain
+/// fades below the threshold before the voice moves on, and extra candidates are struck
+/// beside the real ones.
+/// At each step the strongest onsets (at most `voices`) start notes; the notes already
+/// sounding fill the other voices, strongest sustain first and held on even where their
+/// sustain fell below its threshold, until a new onset takes their voice. Sound without an
+/// onset is cleared, as are rests once the voices have entered.
+pub fn keep_voices(planes: &mut [f32], pitches: usize, steps: usize, voices: usize) {
+    let n = pitches * steps;
+    assert_eq!(planes.len(), 2 * n, "planes must be [2, pitches, steps]");
+    let (onset, sustain) = planes.split_at_mut(n);
+    let strongest_first = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1);
+    let mut sounding: Vec<usize> = Vec::new();
+    let mut layout = Vec::with_capacity(steps);
+    for t in 0..steps {
+        let mut struck: Vec<(usize, f32)> = (0..pitches)
+            .map(|p| (p, onset[p * steps + t]))
+            .filter(|&(_, v)| v > 0.0)
+            .collect();
+        struck.sort_by(strongest_first);
+        struck.truncate(voices);
+        let mut held: Vec<(usize, f32)> = sounding
+            .iter()
+            .filter(|&&p| struck.iter().all(|&(q, _)| q != p))
+            .map(|&p| (p, sustain[p * steps + t]))
+            .collect();
+        held.sort_by(strongest_first);
+        held.truncate(voices - struck.len());
+        let now: Vec<(usize, bool)> = struck
+            .iter()
+            .map(|&(p, _)| (p, true))
+            .chain(held.iter().map(|&(p, _)| (p, false)))
+            .collect();
+        sounding = now.iter().map(|&(p, _)| p).collect();
+        layout.push(now);
+    }
+    write_notes(onset, sustain, steps, layout.into_iter());
+}
+
+/// Clears both planes and sets, at each step, the sound (and, where struck, the onset) of
+/// the pitches `layout` lists for it as (pitch, struck).
+fn write_notes(
+    onset: &mut [f32],
+    sustain: &mut [f32],
+    steps: usize,
+    layout: impl Iterator<Item = Vec<(usize, bool)>>,
+) {
     onset.fill(-1.0);
     sustain.fill(-1.0);
-    for (t, slot) in line.into_iter().enumerate() {
-        if let Some((p, struck)) = slot {
+    for (t, notes) in layout.enumerate() {
+        for (p, struck) in notes {
             sustain[p * steps + t] = 1.0;
             if struck {
                 onset[p * steps + t] = 1.0;
@@ -139,7 +221,7 @@ pub fn keep_single_line(planes: &mut [f32], pitches: usize, steps: usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::keep_single_line;
+    use super::{keep_single_line, keep_voices};
 
     /// Planes [2, pitches, steps] with the given (plane, pitch, step, logit) cells; the rest
     /// are off.
@@ -194,5 +276,45 @@ mod tests {
             set(&v, 1, pitches, steps),
             vec![(0, 5), (2, 0), (2, 1), (2, 2)]
         );
+    }
+
+    #[test]
+    fn voices_hold_until_an_onset_takes_their_place() {
+        let (pitches, steps) = (5, 5);
+        let mut v = planes(
+            pitches,
+            steps,
+            &[
+                // Four struck for three voices: the weakest, pitch 3, is dropped.
+                (0, 0, 0, 2.0),
+                (0, 1, 0, 1.5),
+                (0, 2, 0, 1.0),
+                (0, 3, 0, 0.5),
+                (1, 0, 0, 1.0),
+                (1, 1, 0, 1.0),
+                (1, 2, 0, 1.0),
+                (1, 3, 0, 1.0),
+                // Pitch 1's sound fades below its threshold: it is held all the same.
+                (1, 0, 1, 1.0),
+                (1, 1, 1, -0.5),
+                (1, 2, 1, 0.5),
+                // A new onset takes the voice whose sustain is weakest (pitch 1).
+                (0, 4, 2, 1.0),
+                (1, 0, 2, 1.0),
+                (1, 1, 2, 0.2),
+                (1, 2, 2, 0.5),
+                // Sound with no onset of its own: not a note.
+                (1, 3, 3, 1.0),
+            ],
+        );
+        keep_voices(&mut v, pitches, steps, 3);
+        assert_eq!(
+            set(&v, 0, pitches, steps),
+            vec![(0, 0), (1, 0), (2, 0), (4, 2)]
+        );
+        let mut sounding = vec![(1, 0), (1, 1), (4, 2), (4, 3), (4, 4)];
+        sounding.extend((0..steps).flat_map(|t| [(0, t), (2, t)]));
+        sounding.sort();
+        assert_eq!(set(&v, 1, pitches, steps), sounding);
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::sampler::{self, Restart, SampleOptions, SamplerKind};
 use super::store::{AUTOENCODER_FILE, ModelCard, ModelError, UNET_FILE, load_weights};
 use super::validity::{self, Refine};
-use super::{Autoencoder, Guidance, Schedule, UNet, logits_to_rolls};
+use super::{Autoencoder, Decoding, Guidance, Schedule, UNet, logits_to_rolls};
 use crate::roll::{KEY_NAMES, PITCHES, Roll, SHIFTS, Style, Validity, WINDOW_STEPS, parse_key};
 
 /// What to generate.
@@ -169,18 +169,13 @@ impl Pipeline {
     }
 
     /// Decodes scaled latents into repaired rolls, each as its style is decoded (`styles`:
-    /// one per sample, or one for all; `None` for no style): at its thresholds, and as one
-    /// line where the card says so.
+    /// one per sample, or one for all; `None` for no style) as the card decodes it.
     pub fn decode(&self, z: Tensor<4>, styles: &[Option<Style>]) -> Vec<(Roll, Validity)> {
         let z = self.card.latent_norm().denormalize(z);
-        let lines: Vec<bool> = styles
-            .iter()
-            .map(|&s| self.card.single_line_for(s))
-            .collect();
+        let decoding: Vec<Decoding> = styles.iter().map(|&s| self.card.decoding_for(s)).collect();
         logits_to_rolls(
             self.autoencoder.decode_logits(z),
-            &self.thresholds(styles.iter().copied()),
-            &lines,
+            &decoding,
             self.card.mending,
         )
     }

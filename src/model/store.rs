@@ -9,7 +9,7 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{AutoencoderConfig, Guidance, LatentNorm, SamplerKind, UNetConfig};
+use super::{AutoencoderConfig, Decoding, Guidance, LatentNorm, SamplerKind, Texture, UNetConfig};
 use crate::fsutil::atomic_write;
 use crate::roll::{KeyProfile, Mending, PITCHES, Style, WINDOW_STEPS};
 
@@ -117,6 +117,11 @@ pub struct ModelCard {
     /// is one voice, and the UNet's hedged second candidates are dropped rather than played.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub single_line: BTreeSet<Style>,
+    /// Styles written in a fixed number of voices, with that number, decoded as that many
+    /// voices sounding throughout ([`crate::model::keep_voices`]): a voice the UNet lets fade
+    /// before it moves on is held, and candidates struck beside the voices are dropped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub voices: BTreeMap<Style, usize>,
     /// How decoded rolls are mended (`drop_blips`, `join_gap`, `trim_early`, `legato_gap`,
     /// `merge_doubled_onsets`, stored beside the other fields; older cards lack some and get
     /// none of that mending).
@@ -149,9 +154,24 @@ impl ModelCard {
             .unwrap_or(self.thresholds)
     }
 
-    /// Whether a piece of `style` is decoded as one melodic line.
-    pub fn single_line_for(&self, style: Option<Style>) -> bool {
-        style.is_some_and(|s| self.single_line.contains(&s))
+    /// How a piece of `style` is decoded (`None`: no style).
+    pub fn decoding_for(&self, style: Option<Style>) -> Decoding {
+        Decoding {
+            thresholds: self.thresholds_for(style),
+            texture: self.texture_for(style),
+        }
+    }
+
+    /// How a piece of `style` is laid out between voices when decoded (`None`: no style).
+    pub fn texture_for(&self, style: Option<Style>) -> Texture {
+        match style {
+            Some(s) if self.single_line.contains(&s) => Texture::OneLine,
+            Some(s) => self
+                .voices
+                .get(&s)
+                .map_or(Texture::Free, |&n| Texture::Voices(n)),
+            None => Texture::Free,
+        }
     }
 
     /// The key profile of `style`, if the card has one.
@@ -190,6 +210,7 @@ impl ModelCard {
             thresholds: [0.0, 0.0],
             style_thresholds: BTreeMap::new(),
             single_line: BTreeSet::new(),
+            voices: BTreeMap::new(),
             mending: Mending::default(),
             styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),
             style_weights: vec![1.0 / Style::ALL.len() as f32; Style::ALL.len()],

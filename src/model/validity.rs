@@ -291,6 +291,9 @@ mod tests {
     /// drawn from `seed`.
     fn untrained(batch: usize, seed: u64) -> (Autoencoder, LatentNorm, Tensor<4>) {
         let device = Device::flex();
+        // The decoder's weights are drawn too: unseeded, a draw now and then left too little
+        // room between the quiet and the loud samples of the test below, which then failed.
+        device.seed(seed);
         let config = super::super::AutoencoderConfig::new();
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
         let z = super::super::normal(&mut rng, [batch, config.latent_channels, 32, 32], &device);

@@ -140,6 +140,41 @@ pub fn one_voice_share<'a>(rolls: impl IntoIterator<Item = &'a Roll>) -> Option<
     (all > 0).then(|| one as f64 / all as f64)
 }
 
+/// A style whose sounding steps mostly sound the same number of notes, two or more (at least
+/// this share of them), is decoded in that many voices (the card's `voices`): the corpus's
+/// chorales are four-part (81 % of the sounding steps of its training windows sound
+/// exactly four notes); its polyphony, chamber music and folk have no such count (`diffroll
+/// train keys` prints each style's).
+pub const FIXED_VOICES_SHARE: f64 = 2.0 / 3.0;
+
+/// The number of notes most of the sounding steps of `rolls` sound, with its share of them;
+/// `None` if no step sounds.
+pub fn steady_voices<'a>(rolls: impl IntoIterator<Item = &'a Roll>) -> Option<(usize, f64)> {
+    let mut counts: Vec<usize> = Vec::new();
+    for roll in rolls {
+        for t in 0..roll.steps {
+            let n = (0..PITCHES).filter(|&p| roll.sustain(p, t)).count();
+            if n > 0 {
+                if counts.len() <= n {
+                    counts.resize(n + 1, 0);
+                }
+                counts[n] += 1;
+            }
+        }
+    }
+    let all: usize = counts.iter().sum();
+    let (n, &most) = counts.iter().enumerate().max_by_key(|&(_, c)| *c)?;
+    (all > 0).then(|| (n, most as f64 / all as f64))
+}
+
+/// The number of voices music whose steadiest count is `steady` ([`steady_voices`]) is
+/// decoded in, if it is written in a fixed number of parts.
+pub fn fixed_voices(steady: Option<(usize, f64)>) -> Option<usize> {
+    steady
+        .filter(|&(n, share)| n >= 2 && share >= FIXED_VOICES_SHARE)
+        .map(|(n, _)| n)
+}
+
 /// A stretch of sustain cells of one pitch, `start..end`, with its first onset if any.
 #[derive(Debug, Clone, Copy)]
 struct Run {
@@ -787,6 +822,32 @@ mod tests {
         roll.end_notes_at_onsets();
         assert_eq!(roll.notes(), notes);
         assert!(roll.validity().is_valid());
+    }
+
+    #[test]
+    fn a_steady_count_of_notes_is_a_fixed_number_of_voices() {
+        // Four voices for 12 steps, two for 4, then a rest that counts for nothing.
+        let four = Roll::from_notes(
+            &[
+                n(48, 0, 16),
+                n(55, 0, 16),
+                n(64, 0, 8),
+                n(64, 8, 12),
+                n(72, 0, 12),
+            ],
+            20,
+        );
+        assert_eq!(steady_voices([&four]), Some((4, 0.75)));
+        assert_eq!(fixed_voices(steady_voices([&four])), Some(4));
+        // Mostly three at once in the two together: 16 of 32 sounding steps, under the share.
+        let three = Roll::from_notes(&[n(50, 0, 16), n(53, 0, 16), n(57, 0, 16)], 16);
+        assert_eq!(steady_voices([&four, &three]), Some((3, 0.5)));
+        assert_eq!(fixed_voices(steady_voices([&four, &three])), None);
+        // One voice throughout is a line, not parts.
+        let line = Roll::from_notes(&[n(60, 0, 4), n(62, 4, 8)], 8);
+        assert_eq!(steady_voices([&line]), Some((1, 1.0)));
+        assert_eq!(fixed_voices(steady_voices([&line])), None);
+        assert_eq!(steady_voices([&Roll::new(8)]), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::checkpoint::{self, TrainState};
-use super::dataset::{KEY_PROFILE_WINDOWS, WindowSet, single_line_styles};
+use super::dataset::{KEY_PROFILE_WINDOWS, WindowSet, fixed_voice_styles, single_line_styles};
 use super::ema;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
@@ -334,10 +334,13 @@ fn write_model(
             card.thresholds = previous.thresholds;
             card.style_thresholds = previous.style_thresholds;
             card.single_line = previous.single_line;
+            card.voices = previous.voices;
         }
-        // A new model decodes the styles whose music is one voice as one line.
+        // A new model decodes the styles whose music is one voice as one line, and those
+        // written in a fixed number of parts in that many voices.
         None => {
             card.single_line = single_line_styles(&data.one_voice_shares(KEY_PROFILE_WINDOWS));
+            card.voices = fixed_voice_styles(&data.steady_voices(KEY_PROFILE_WINDOWS));
         }
     }
     card.name = name;
