@@ -358,48 +358,34 @@ fn train_resume_generate_is_exact_and_deterministic() {
         }
     }
 
-    // A style decoded as one line sounds one note at a time, even where every cell is over
-    // its thresholds; the other styles come out as they did.
-    loud.card.single_line.insert(own);
-    let one_line = loud.generate(&refined_mix, None, None).unwrap();
-    for (i, style) in styles.iter().enumerate() {
-        let roll = &one_line.rolls[i];
-        if *style == own {
-            let most = (0..roll.steps())
-                .map(|t| (0..128).filter(|&p| roll.sustain(p, t)).count())
-                .max();
-            assert_eq!(most, Some(1), "{style} is not one line");
-        } else {
-            let bytes = |r: &Roll| diffroll::midi::write_roll(r, "x");
-            assert_eq!(
-                bytes(roll),
-                bytes(&own_thresholds.rolls[i]),
-                "{style} changed with {own} as one line"
-            );
+    // A style decoded as one line sounds one note at a time, and one decoded in a fixed number
+    // of voices never more than that many, even where every cell is over its thresholds; the
+    // other styles come out as they did.
+    let most_at_once = |textured: &Pipeline, texture: &str| {
+        let generated = textured.generate(&refined_mix, None, None).unwrap();
+        let mut most = None;
+        for (i, style) in styles.iter().enumerate() {
+            let roll = &generated.rolls[i];
+            if *style == own {
+                most = (0..roll.steps())
+                    .map(|t| (0..128).filter(|&p| roll.sustain(p, t)).count())
+                    .max();
+            } else {
+                let bytes = |r: &Roll| diffroll::midi::write_roll(r, "x");
+                assert_eq!(
+                    bytes(roll),
+                    bytes(&own_thresholds.rolls[i]),
+                    "{style} changed with {own} {texture}"
+                );
+            }
         }
-    }
-
-    // A style decoded in a fixed number of voices never sounds more at once, even where every
-    // cell is over its thresholds; the other styles come out as they did.
+        most
+    };
+    loud.card.single_line.insert(own);
+    assert_eq!(most_at_once(&loud, "as one line"), Some(1));
     loud.card.single_line.remove(&own);
     loud.card.voices.insert(own, 3);
-    let voiced = loud.generate(&refined_mix, None, None).unwrap();
-    for (i, style) in styles.iter().enumerate() {
-        let roll = &voiced.rolls[i];
-        if *style == own {
-            let most = (0..roll.steps())
-                .map(|t| (0..128).filter(|&p| roll.sustain(p, t)).count())
-                .max();
-            assert_eq!(most, Some(3), "{style} is not in three voices");
-        } else {
-            let bytes = |r: &Roll| diffroll::midi::write_roll(r, "x");
-            assert_eq!(
-                bytes(roll),
-                bytes(&own_thresholds.rolls[i]),
-                "{style} changed with {own} in three voices"
-            );
-        }
-    }
+    assert_eq!(most_at_once(&loud, "in three voices"), Some(3));
 
     // Refinement moves the sampled latent, reproducibly.
     let refine = diffroll::model::Refine {
