@@ -747,8 +747,11 @@ fn bad_model_folders_give_clear_errors() {
     // A card that parses but describes no model that can be built (edited by hand, damaged):
     // refused when it is read, where building the model would panic.
     type Damage = fn(&mut ModelCard);
-    let damaged: [(&str, Damage); 5] = [
+    let damaged: [(&str, Damage); 6] = [
         ("channels", |c| c.autoencoder.channels.clear()),
+        ("voices for chorale", |c| {
+            c.voices.insert(Style::Chorale, 1);
+        }),
         ("attention", |c| {
             c.unet.as_mut().unwrap().attention.pop();
         }),

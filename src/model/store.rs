@@ -192,6 +192,11 @@ impl ModelCard {
             }
             unet.check(side)?;
         }
+        if let Some((style, n)) = self.voices.iter().find(|&(_, &n)| n < 2) {
+            return Err(format!(
+                "voices for {style}: {n}; give at least 2 (one voice is `single_line`)"
+            ));
+        }
         if self.defaults.steps == 0 {
             return Err("default sampler steps 0: give at least 1".to_string());
         }
