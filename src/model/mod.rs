@@ -126,9 +126,10 @@ fn one_of<T: Copy>(values: &[T], b: usize, i: usize) -> T {
 
 /// Reduces thresholded decoder planes ([2, `pitches`, `steps`], above 0 = set) to one
 /// melodic line, the texture of a style whose music is mostly one voice (folk tunes: 76 % of
-/// the corpus's folk training windows never sound two notes at once). An undertrained UNet hedges on
-/// pitch in such a tune, so the decoder draws two neighbouring candidates at once, or a note
-/// and its octave, each weaker than a real note: thresholds alone keep both or lose both.
+/// the corpus's folk training windows never sound two notes at once). An undertrained UNet
+/// hedges on pitch in such a tune, so the decoder draws two neighbouring candidates at once,
+/// or a note and its octave, each weaker than a real note: thresholds alone keep both or lose
+/// both.
 /// At each step the strongest onset starts the line's note, which then sounds while its
 /// sustain is set; sound of any other pitch, and sound without an onset, is cleared.
 pub fn keep_single_line(planes: &mut [f32], pitches: usize, steps: usize) {
