@@ -172,11 +172,13 @@ fn train_resume_generate_is_exact_and_deterministic() {
     card.mending.drop_blips = 1;
     card.defaults.steps = 17;
     card.eval = serde_json::json!({"mean_oa": 0.5});
+    card.name = "base".to_string();
     card.save(&resumed).unwrap();
     let second = train_diffusion(&ae, &resumed, 6, true, None);
     assert_eq!((second.step, second.finished), (6, true));
     let card = ModelCard::load(&resumed).unwrap();
     assert_eq!((card.mending.drop_blips, card.defaults.steps), (1, 17));
+    assert_eq!(card.name, "base", "a resumed model keeps its name");
     assert!(card.eval.get("mean_oa").is_none(), "stale figures kept");
     // Both stretches ran on the same (test) hardware: one entry, from step 0.
     assert_eq!(

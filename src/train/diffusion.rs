@@ -320,15 +320,17 @@ fn write_model(
     files: usize,
     finished: bool,
 ) -> Result<(), TrainError> {
-    let name = run
+    let mut name = run
         .out
         .file_name()
         .map_or("model".into(), |n| n.to_string_lossy().into_owned());
     let mut card = ae_card.clone();
-    // A resumed run keeps the sampling and decoding settings an eval chose for this model
-    // (`eval --save-to-card`); its figures belong to the old weights and go.
+    // A resumed run keeps the model's name (a shipped model continued in a scratch folder
+    // stays `base`) and the sampling and decoding settings an eval chose for it (`eval
+    // --save-to-card`); its figures belong to the old weights and go.
     match run.resume.then(|| ModelCard::load(run.out).ok()).flatten() {
         Some(previous) => {
+            name = previous.name;
             card.mending = previous.mending;
             card.defaults = previous.defaults;
             card.thresholds = previous.thresholds;
