@@ -369,9 +369,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
         for (i, style) in styles.iter().enumerate() {
             let roll = &generated.rolls[i];
             if *style == own {
-                most = (0..roll.steps())
-                    .map(|t| (0..128).filter(|&p| roll.sustain(p, t)).count())
-                    .max();
+                most = roll.sounding_per_step().into_iter().max();
             } else {
                 let bytes = |r: &Roll| diffroll::midi::write_roll(r, "x");
                 assert_eq!(

@@ -482,12 +482,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         let mut card = crate::model::ModelCard::load(dir)?;
         card.eval = json.clone();
         if let Some(measured) = measured_with {
-            card.defaults = measured.defaults;
-            card.thresholds = measured.thresholds;
-            card.style_thresholds = measured.style_thresholds;
-            card.single_line = measured.single_line;
-            card.voices = measured.voices;
-            card.mending = measured.mending;
+            card.take_settings(measured);
         }
         card.save(dir)?;
         eprintln!(

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::DeviceArgs;
-use crate::model::{AutoencoderConfig, UNetConfig};
+use crate::model::{AutoencoderConfig, Texture, UNetConfig};
 use crate::train::autoencoder::{self, AutoencoderRun, AutoencoderTraining};
 use crate::train::checkpoint::dir_of;
 use crate::train::decoder::{self, DecoderRun, DecoderTraining};
@@ -165,12 +165,13 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
     let steady = windows.steady_voices(per_style);
     card.single_line = crate::train::dataset::single_line_styles(&one_voice_shares);
     card.voices = crate::train::dataset::fixed_voice_styles(&steady);
-    for (((name, profile), one_voice), steady) in card
+    for (i, (((name, profile), one_voice), steady)) in card
         .styles
         .iter()
         .zip(&card.key_profiles)
         .zip(one_voice_shares)
         .zip(steady)
+        .enumerate()
     {
         match profile {
             Some(p) => {
@@ -183,12 +184,10 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
                         format!("{} {:.0} %", crate::roll::KEY_NAMES[r], share * 100.0)
                     })
                     .collect();
-                let texture = if crate::roll::is_one_line(one_voice) {
-                    ", decoded as one line".to_string()
-                } else if let Some(n) = crate::roll::fixed_voices(steady) {
-                    format!(", decoded in {n} voices")
-                } else {
-                    String::new()
+                let texture = match card.texture_for(crate::roll::Style::from_index(i)) {
+                    Texture::OneLine => ", decoded as one line".to_string(),
+                    Texture::Voices(n) => format!(", decoded in {n} voices"),
+                    Texture::Free => String::new(),
                 };
                 let (notes, share) = steady.unwrap_or((0, 0.0));
                 println!(

@@ -50,13 +50,6 @@ fn length_histogram(values: impl Iterator<Item = u32>) -> Vec<f64> {
     h
 }
 
-/// Sounding notes per step.
-fn sounding(roll: &Roll) -> Vec<usize> {
-    (0..roll.steps())
-        .map(|t| (0..128).filter(|&p| roll.sustain(p, t)).count())
-        .collect()
-}
-
 /// The feature vectors of one sample, in [`FEATURES`] order.
 pub fn features(roll: &Roll) -> Vec<Vec<f64>> {
     let notes = roll.notes();
@@ -70,7 +63,7 @@ pub fn features(roll: &Roll) -> Vec<Vec<f64>> {
     let mut onsets: Vec<u32> = notes.iter().map(|x| x.start).collect();
     onsets.dedup();
     let iois = length_histogram(onsets.windows(2).map(|w| w[1] - w[0]));
-    let per_step = sounding(roll);
+    let per_step = roll.sounding_per_step();
     let active: Vec<usize> = per_step.iter().copied().filter(|&c| c > 0).collect();
     let polyphony = active.iter().sum::<usize>() as f64 / active.len().max(1) as f64;
     let bars = roll.steps().div_ceil(STEPS_PER_BAR).max(1) as f64;
@@ -111,7 +104,7 @@ pub fn statistics(roll: &Roll) -> Vec<f64> {
         })
         .fold(0.0, f64::max)
         / total.max(1.0);
-    let per_step = sounding(roll);
+    let per_step = roll.sounding_per_step();
     let active: Vec<usize> = per_step.iter().copied().filter(|&c| c > 0).collect();
     let polyphony = active.iter().sum::<usize>() as f64 / active.len().max(1) as f64;
     let beats = roll.steps().div_ceil(STEPS_PER_BEAT).max(1);

@@ -154,6 +154,17 @@ impl ModelCard {
             .unwrap_or(self.thresholds)
     }
 
+    /// Takes `other`'s sampling and decoding settings (what `eval --save-to-card` chooses),
+    /// leaving this card's weights' description, training record and figures as they are.
+    pub fn take_settings(&mut self, other: ModelCard) {
+        self.defaults = other.defaults;
+        self.thresholds = other.thresholds;
+        self.style_thresholds = other.style_thresholds;
+        self.single_line = other.single_line;
+        self.voices = other.voices;
+        self.mending = other.mending;
+    }
+
     /// How a piece of `style` is decoded (`None`: no style).
     pub fn decoding_for(&self, style: Option<Style>) -> Decoding {
         Decoding {

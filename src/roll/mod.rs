@@ -151,15 +151,12 @@ pub const FIXED_VOICES_SHARE: f64 = 2.0 / 3.0;
 /// `None` if no step sounds.
 pub fn steady_voices<'a>(rolls: impl IntoIterator<Item = &'a Roll>) -> Option<(usize, f64)> {
     let mut counts: Vec<usize> = Vec::new();
-    for roll in rolls {
-        for t in 0..roll.steps {
-            let n = (0..PITCHES).filter(|&p| roll.sustain(p, t)).count();
-            if n > 0 {
-                if counts.len() <= n {
-                    counts.resize(n + 1, 0);
-                }
-                counts[n] += 1;
+    for n in rolls.into_iter().flat_map(Roll::sounding_per_step) {
+        if n > 0 {
+            if counts.len() <= n {
+                counts.resize(n + 1, 0);
             }
+            counts[n] += 1;
         }
     }
     let all: usize = counts.iter().sum();
@@ -240,6 +237,13 @@ impl Roll {
         let row = note.pitch as usize * self.steps;
         self.onset[row + start] = true;
         self.sustain[row + start..row + end].fill(true);
+    }
+
+    /// How many notes sound at each step.
+    pub fn sounding_per_step(&self) -> Vec<usize> {
+        (0..self.steps)
+            .map(|t| (0..PITCHES).filter(|&p| self.sustain(p, t)).count())
+            .collect()
     }
 
     /// Whether no two notes ever sound at once (an empty roll too).

@@ -330,13 +330,8 @@ fn write_model(
     // --save-to-card`); its figures belong to the old weights and go.
     match run.resume.then(|| ModelCard::load(run.out).ok()).flatten() {
         Some(previous) => {
-            name = previous.name;
-            card.mending = previous.mending;
-            card.defaults = previous.defaults;
-            card.thresholds = previous.thresholds;
-            card.style_thresholds = previous.style_thresholds;
-            card.single_line = previous.single_line;
-            card.voices = previous.voices;
+            name = previous.name.clone();
+            card.take_settings(previous);
         }
         // A new model decodes the styles whose music is one voice as one line, and those
         // written in a fixed number of parts in that many voices.
