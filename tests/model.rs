@@ -383,7 +383,17 @@ fn train_resume_generate_is_exact_and_deterministic() {
     };
     loud.card.single_line.insert(own);
     assert_eq!(most_at_once(&loud, "as one line"), Some(1));
+    // ...unless it sounds more notes at once than the style's accompanied tunes do: then it
+    // keeps them all, as decoded with no texture.
+    loud.card.accompanied_above.insert(own, 1e4);
+    assert_eq!(most_at_once(&loud, "not accompanied"), Some(1));
+    loud.card.accompanied_above.insert(own, 1.0);
+    let accompanied = most_at_once(&loud, "accompanied");
+    loud.card.accompanied_above.clear();
     loud.card.single_line.remove(&own);
+    loud.card.voices.remove(&own);
+    assert_eq!(most_at_once(&loud, "with no texture"), accompanied);
+    assert!(accompanied > Some(1));
     loud.card.voices.insert(own, 3);
     assert_eq!(most_at_once(&loud, "in three voices"), Some(3));
 
@@ -516,6 +526,8 @@ fn train_resume_generate_is_exact_and_deterministic() {
             "folk",
             "--voices",
             "chorale=3",
+            "--accompanied-above",
+            "folk=1.5",
             "--model",
         ])
         .arg(&straight)
@@ -545,6 +557,10 @@ fn train_resume_generate_is_exact_and_deterministic() {
     );
     assert_eq!(settings["single_line"], serde_json::json!(["folk"]));
     assert_eq!(settings["voices"], serde_json::json!({"chorale": 3}));
+    assert_eq!(
+        settings["accompanied_above"],
+        serde_json::json!({"folk": 1.5})
+    );
     for who in ["autoencoder_on_real", "model"] {
         let rates = &report["orphan_sustain"][who];
         for per in ["notes", "samples", "late_onset", "after_gap", "blips"] {
@@ -747,10 +763,13 @@ fn bad_model_folders_give_clear_errors() {
     // A card that parses but describes no model that can be built (edited by hand, damaged):
     // refused when it is read, where building the model would panic.
     type Damage = fn(&mut ModelCard);
-    let damaged: [(&str, Damage); 6] = [
+    let damaged: [(&str, Damage); 7] = [
         ("channels", |c| c.autoencoder.channels.clear()),
         ("voices for chorale", |c| {
             c.voices.insert(Style::Chorale, 1);
+        }),
+        ("accompanied_above for folk", |c| {
+            c.accompanied_above.insert(Style::Folk, 0.5);
         }),
         ("attention", |c| {
             c.unet.as_mut().unwrap().attention.pop();

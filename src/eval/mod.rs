@@ -63,9 +63,7 @@ pub fn features(roll: &Roll) -> Vec<Vec<f64>> {
     let mut onsets: Vec<u32> = notes.iter().map(|x| x.start).collect();
     onsets.dedup();
     let iois = length_histogram(onsets.windows(2).map(|w| w[1] - w[0]));
-    let per_step = roll.sounding_per_step();
-    let active: Vec<usize> = per_step.iter().copied().filter(|&c| c > 0).collect();
-    let polyphony = active.iter().sum::<usize>() as f64 / active.len().max(1) as f64;
+    let polyphony = roll.polyphony();
     let bars = roll.steps().div_ceil(STEPS_PER_BAR).max(1) as f64;
     vec![
         vec![mean_pitch],
@@ -105,8 +103,7 @@ pub fn statistics(roll: &Roll) -> Vec<f64> {
         .fold(0.0, f64::max)
         / total.max(1.0);
     let per_step = roll.sounding_per_step();
-    let active: Vec<usize> = per_step.iter().copied().filter(|&c| c > 0).collect();
-    let polyphony = active.iter().sum::<usize>() as f64 / active.len().max(1) as f64;
+    let polyphony = roll.polyphony();
     let beats = roll.steps().div_ceil(STEPS_PER_BEAT).max(1);
     let empty_beats = (0..beats)
         .filter(|b| {

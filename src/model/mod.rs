@@ -74,17 +74,31 @@ pub fn logits_to_rolls(
                 .enumerate()
                 .map(|(j, &v)| v - thresholds[usize::from(j >= p * t)])
                 .collect();
+            let decode = |planes: &[f32], one_line: bool| {
+                let mut roll = Roll::from_planes(planes, t, 0.0);
+                let fixed = roll.mend(mending);
+                if one_line {
+                    roll.end_notes_at_onsets();
+                }
+                (roll, fixed)
+            };
             match texture {
-                Texture::Free => {}
-                Texture::OneLine => keep_single_line(&mut shifted, p, t),
-                Texture::Voices(voices) => keep_voices(&mut shifted, p, t, voices),
+                Texture::Free => decode(&shifted, false),
+                Texture::OneLine { accompanied_above } => {
+                    if let Some(limit) = accompanied_above {
+                        let free = decode(&shifted, false);
+                        if free.0.polyphony() > f64::from(limit) {
+                            return free;
+                        }
+                    }
+                    keep_single_line(&mut shifted, p, t);
+                    decode(&shifted, true)
+                }
+                Texture::Voices(voices) => {
+                    keep_voices(&mut shifted, p, t, voices);
+                    decode(&shifted, false)
+                }
             }
-            let mut roll = Roll::from_planes(&shifted, t, 0.0);
-            let fixed = roll.mend(mending);
-            if texture == Texture::OneLine {
-                roll.end_notes_at_onsets();
-            }
-            (roll, fixed)
         })
         .collect()
 }
@@ -101,13 +115,15 @@ pub struct Decoding {
 /// How the notes of a decoded piece are laid out between voices: the texture of its style's
 /// music, which an undertrained UNet blurs (it hedges between candidate notes, and a voice
 /// fades out where the music would move it on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Texture {
     /// As the decoder's thresholds draw it.
     #[default]
     Free,
-    /// One melodic line ([`keep_single_line`]).
-    OneLine,
+    /// One melodic line ([`keep_single_line`]), unless the piece as the thresholds draw it
+    /// sounds more than `accompanied_above` notes at once on average ([`Roll::polyphony`]):
+    /// then it is a tune with an accompaniment and keeps its notes.
+    OneLine { accompanied_above: Option<f32> },
     /// This many voices sounding throughout ([`keep_voices`]).
     Voices(usize),
 }

@@ -117,6 +117,15 @@ pub struct ModelCard {
     /// is one voice, and the UNet's hedged second candidates are dropped rather than played.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub single_line: BTreeSet<Style>,
+    /// For a `single_line` style, the notes sounding at once on average
+    /// ([`crate::roll::Roll::polyphony`]) above which a piece, as the thresholds decode it, is
+    /// an accompanied tune and keeps its notes instead of being reduced to one line (chosen
+    /// with `eval --accompanied-above`). Some of a one-line style's music is accompanied (folk:
+    /// a quarter of the corpus's training windows sound two notes at once somewhere), and a
+    /// piece the UNet drew with an accompaniment sounds more notes at once than one it only
+    /// hedged in.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub accompanied_above: BTreeMap<Style, f32>,
     /// Styles written in a fixed number of voices, with that number, decoded as that many
     /// voices sounding throughout ([`crate::model::keep_voices`]): a voice the UNet lets fade
     /// before it moves on is held, and candidates struck beside the voices are dropped.
@@ -161,6 +170,7 @@ impl ModelCard {
         self.thresholds = other.thresholds;
         self.style_thresholds = other.style_thresholds;
         self.single_line = other.single_line;
+        self.accompanied_above = other.accompanied_above;
         self.voices = other.voices;
         self.mending = other.mending;
     }
@@ -176,7 +186,9 @@ impl ModelCard {
     /// How a piece of `style` is laid out between voices when decoded (`None`: no style).
     pub fn texture_for(&self, style: Option<Style>) -> Texture {
         match style {
-            Some(s) if self.single_line.contains(&s) => Texture::OneLine,
+            Some(s) if self.single_line.contains(&s) => Texture::OneLine {
+                accompanied_above: self.accompanied_above.get(&s).copied(),
+            },
             Some(s) => self
                 .voices
                 .get(&s)
@@ -208,6 +220,15 @@ impl ModelCard {
                 "voices for {style}: {n}; give at least 2 (one voice is `single_line`)"
             ));
         }
+        if let Some((style, n)) = self
+            .accompanied_above
+            .iter()
+            .find(|&(_, &n)| !(n.is_finite() && n >= 1.0))
+        {
+            return Err(format!(
+                "accompanied_above for {style}: {n}; give a number of notes from 1"
+            ));
+        }
         if self.defaults.steps == 0 {
             return Err("default sampler steps 0: give at least 1".to_string());
         }
@@ -226,6 +247,7 @@ impl ModelCard {
             thresholds: [0.0, 0.0],
             style_thresholds: BTreeMap::new(),
             single_line: BTreeSet::new(),
+            accompanied_above: BTreeMap::new(),
             voices: BTreeMap::new(),
             mending: Mending::default(),
             styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),

@@ -246,6 +246,17 @@ impl Roll {
             .collect()
     }
 
+    /// How many notes sound at once on average over the steps where any sounds (muspy's
+    /// polyphony; 0 for a silent roll).
+    pub fn polyphony(&self) -> f64 {
+        let active: Vec<usize> = self
+            .sounding_per_step()
+            .into_iter()
+            .filter(|&c| c > 0)
+            .collect();
+        active.iter().sum::<usize>() as f64 / active.len().max(1) as f64
+    }
+
     /// Whether no two notes ever sound at once (an empty roll too).
     pub fn is_one_voice(&self) -> bool {
         (0..self.steps).all(|t| {
