@@ -160,10 +160,10 @@ fn eval_refuses_style_settings_it_cannot_read() {
         ("--voices", "chorale=1", "STYLE=VOICES"),
         ("--voices", "jazz=4", "jazz"),
         ("--voices", "chorale=4,chorale=3", "twice"),
-        ("--accompanied-above", "folk", "STYLE=NOTES"),
-        ("--accompanied-above", "folk=0.5", "STYLE=NOTES"),
-        ("--accompanied-above", "folk=NaN", "STYLE=NOTES"),
-        ("--accompanied-above", "jazz=1.5", "jazz"),
+        ("--fuller-above", "folk", "STYLE=NOTES"),
+        ("--fuller-above", "folk=0.5", "STYLE=NOTES"),
+        ("--fuller-above", "folk=NaN", "STYLE=NOTES"),
+        ("--fuller-above", "jazz=1.5", "jazz"),
     ] {
         let out = diffroll(
             &["eval", "--model", "base", "--data", "nowhere", flag, bad],

@@ -385,17 +385,20 @@ fn train_resume_generate_is_exact_and_deterministic() {
     assert_eq!(most_at_once(&loud, "as one line"), Some(1));
     // ...unless it sounds more notes at once than the style's accompanied tunes do: then it
     // keeps them all, as decoded with no texture.
-    loud.card.accompanied_above.insert(own, 1e4);
+    loud.card.fuller_above.insert(own, 1e4);
     assert_eq!(most_at_once(&loud, "not accompanied"), Some(1));
-    loud.card.accompanied_above.insert(own, 1.0);
+    loud.card.fuller_above.insert(own, 1.0);
     let accompanied = most_at_once(&loud, "accompanied");
-    loud.card.accompanied_above.clear();
+    loud.card.fuller_above.clear();
     loud.card.single_line.remove(&own);
     loud.card.voices.remove(&own);
     assert_eq!(most_at_once(&loud, "with no texture"), accompanied);
     assert!(accompanied > Some(1));
     loud.card.voices.insert(own, 3);
     assert_eq!(most_at_once(&loud, "in three voices"), Some(3));
+    // ...or one voice more, where it sounds more notes at once than the style mostly does.
+    loud.card.fuller_above.insert(own, 1.0);
+    assert_eq!(most_at_once(&loud, "in a fourth voice"), Some(4));
 
     // Refinement moves the sampled latent, reproducibly.
     let refine = diffroll::model::Refine {
@@ -526,7 +529,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
             "folk",
             "--voices",
             "chorale=3",
-            "--accompanied-above",
+            "--fuller-above",
             "folk=1.5",
             "--model",
         ])
@@ -557,10 +560,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
     );
     assert_eq!(settings["single_line"], serde_json::json!(["folk"]));
     assert_eq!(settings["voices"], serde_json::json!({"chorale": 3}));
-    assert_eq!(
-        settings["accompanied_above"],
-        serde_json::json!({"folk": 1.5})
-    );
+    assert_eq!(settings["fuller_above"], serde_json::json!({"folk": 1.5}));
     for who in ["autoencoder_on_real", "model"] {
         let rates = &report["orphan_sustain"][who];
         for per in ["notes", "samples", "late_onset", "after_gap", "blips"] {
@@ -768,8 +768,8 @@ fn bad_model_folders_give_clear_errors() {
         ("voices for chorale", |c| {
             c.voices.insert(Style::Chorale, 1);
         }),
-        ("accompanied_above for folk", |c| {
-            c.accompanied_above.insert(Style::Folk, 0.5);
+        ("fuller_above for folk", |c| {
+            c.fuller_above.insert(Style::Folk, 0.5);
         }),
         ("attention", |c| {
             c.unet.as_mut().unwrap().attention.pop();

@@ -110,11 +110,11 @@ pub struct EvalArgs {
     /// instead of the card's `single_line`
     #[arg(long, requires = "model", value_parser = single_line)]
     pub single_line: Option<BTreeSet<Style>>,
-    /// With --model: for styles decoded as one line, the notes sounding at once on average
-    /// above which a piece is an accompanied tune that keeps its notes, STYLE=N[,...] (e.g.
-    /// folk=1.65) or "none", instead of the card's `accompanied_above`
-    #[arg(long, requires = "model", value_parser = accompanied_above)]
-    pub accompanied_above: Option<BTreeMap<Style, f32>>,
+    /// With --model: the notes sounding at once on average above which a piece of a style
+    /// decoded as one line keeps its notes, and one in N voices gets N + 1, STYLE=N[,...]
+    /// (e.g. folk=1.8,chorale=4.3) or "none", instead of the card's `fuller_above`
+    #[arg(long, requires = "model", value_parser = fuller_above)]
+    pub fuller_above: Option<BTreeMap<Style, f32>>,
     /// With --model: styles decoded as a fixed number of voices STYLE=N[,...] (e.g. chorale=4)
     /// or "none", instead of the card's `voices`
     #[arg(long, requires = "model", value_parser = voices)]
@@ -173,13 +173,13 @@ fn single_line(s: &str) -> Result<BTreeSet<Style>, String> {
         .collect())
 }
 
-/// `STYLE=N[,...]`, or `none` for no one-line style kept accompanied.
-fn accompanied_above(s: &str) -> Result<BTreeMap<Style, f32>, String> {
+/// `STYLE=N[,...]`, or `none` for no piece decoded fuller than its style.
+fn fuller_above(s: &str) -> Result<BTreeMap<Style, f32>, String> {
     per_style(s, |part| {
         let bad = || {
             format!(
                 "'{part}' is not STYLE=NOTES (the notes sounding at once on average, from 1, \
-                 e.g. folk=1.65); give one per style, comma-separated, or \"none\""
+                 e.g. folk=1.8); give one per style, comma-separated, or \"none\""
             )
         };
         let (name, n) = part.split_once('=').ok_or_else(bad)?;
@@ -346,8 +346,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             if let Some(lines) = args.single_line.clone() {
                 pipeline.card.single_line = lines;
             }
-            if let Some(limits) = args.accompanied_above.clone() {
-                pipeline.card.accompanied_above = limits;
+            if let Some(limits) = args.fuller_above.clone() {
+                pipeline.card.fuller_above = limits;
             }
             if let Some(voices) = args.voices.clone() {
                 pipeline.card.voices = voices;
@@ -496,7 +496,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 settings["thresholds"] = serde_json::json!(card.thresholds);
                 settings["style_thresholds"] = serde_json::json!(card.style_thresholds);
                 settings["single_line"] = serde_json::json!(card.single_line);
-                settings["accompanied_above"] = serde_json::json!(card.accompanied_above);
+                settings["fuller_above"] = serde_json::json!(card.fuller_above);
                 settings["voices"] = serde_json::json!(card.voices);
                 settings["key"] = serde_json::json!(args.key.unwrap_or_default().to_string());
                 settings

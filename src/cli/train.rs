@@ -185,14 +185,7 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
                     })
                     .collect();
                 let texture = match card.texture_for(crate::roll::Style::from_index(i)) {
-                    Texture::OneLine {
-                        accompanied_above: None,
-                    } => ", decoded as one line".to_string(),
-                    Texture::OneLine {
-                        accompanied_above: Some(n),
-                    } => {
-                        format!(", decoded as one line unless over {n} notes at once (accompanied)")
-                    }
+                    Texture::OneLine => ", decoded as one line".to_string(),
                     Texture::Voices(n) => format!(", decoded in {n} voices"),
                     Texture::Free => String::new(),
                 };

@@ -67,6 +67,7 @@ pub fn logits_to_rolls(
             let Decoding {
                 thresholds,
                 texture,
+                fuller_above,
             } = one_of(decoding, b, i);
             // Shift the sustain plane so one threshold of 0 applies to both.
             let mut shifted: Vec<f32> = planes
@@ -82,23 +83,21 @@ pub fn logits_to_rolls(
                 }
                 (roll, fixed)
             };
+            let texture = match fuller_above {
+                Some(limit)
+                    if texture != Texture::Free
+                        && decode(&shifted, false).0.polyphony() > f64::from(limit) =>
+                {
+                    texture.fuller()
+                }
+                _ => texture,
+            };
             match texture {
-                Texture::Free => decode(&shifted, false),
-                Texture::OneLine { accompanied_above } => {
-                    if let Some(limit) = accompanied_above {
-                        let free = decode(&shifted, false);
-                        if free.0.polyphony() > f64::from(limit) {
-                            return free;
-                        }
-                    }
-                    keep_single_line(&mut shifted, p, t);
-                    decode(&shifted, true)
-                }
-                Texture::Voices(voices) => {
-                    keep_voices(&mut shifted, p, t, voices);
-                    decode(&shifted, false)
-                }
+                Texture::Free => {}
+                Texture::OneLine => keep_single_line(&mut shifted, p, t),
+                Texture::Voices(voices) => keep_voices(&mut shifted, p, t, voices),
             }
+            decode(&shifted, texture == Texture::OneLine)
         })
         .collect()
 }
@@ -110,22 +109,36 @@ pub struct Decoding {
     pub thresholds: [f32; 2],
     /// How its notes are laid out between voices.
     pub texture: Texture,
+    /// Notes sounding at once on average ([`Roll::polyphony`]), as the thresholds alone draw
+    /// the piece, above which it is laid out in the [`Texture::fuller`] texture: its style's
+    /// music is mostly in `texture`, not all of it.
+    pub fuller_above: Option<f32>,
 }
 
 /// How the notes of a decoded piece are laid out between voices: the texture of its style's
 /// music, which an undertrained UNet blurs (it hedges between candidate notes, and a voice
 /// fades out where the music would move it on).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Texture {
     /// As the decoder's thresholds draw it.
     #[default]
     Free,
-    /// One melodic line ([`keep_single_line`]), unless the piece as the thresholds draw it
-    /// sounds more than `accompanied_above` notes at once on average ([`Roll::polyphony`]):
-    /// then it is a tune with an accompaniment and keeps its notes.
-    OneLine { accompanied_above: Option<f32> },
+    /// One melodic line ([`keep_single_line`]).
+    OneLine,
     /// This many voices sounding throughout ([`keep_voices`]).
     Voices(usize),
+}
+
+impl Texture {
+    /// The texture of a piece that sounds more notes at once than its style mostly does: a
+    /// tune with an accompaniment keeps its notes as drawn, a piece in N voices gets one more
+    /// (a chorale with a fifth part).
+    pub fn fuller(self) -> Texture {
+        match self {
+            Texture::Free | Texture::OneLine => Texture::Free,
+            Texture::Voices(n) => Texture::Voices(n + 1),
+        }
+    }
 }
 
 /// Sample `i`'s setting in a batch of `b` (how it is decoded, or its thresholds), from one

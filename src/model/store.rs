@@ -117,15 +117,15 @@ pub struct ModelCard {
     /// is one voice, and the UNet's hedged second candidates are dropped rather than played.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub single_line: BTreeSet<Style>,
-    /// For a `single_line` style, the notes sounding at once on average
-    /// ([`crate::roll::Roll::polyphony`]) above which a piece, as the thresholds decode it, is
-    /// an accompanied tune and keeps its notes instead of being reduced to one line (chosen
-    /// with `eval --accompanied-above`). Some of a one-line style's music is accompanied (folk:
-    /// a quarter of the corpus's training windows sound two notes at once somewhere), and a
-    /// piece the UNet drew with an accompaniment sounds more notes at once than one it only
-    /// hedged in.
+    /// Per style, the notes sounding at once on average ([`crate::roll::Roll::polyphony`])
+    /// above which a piece, as the thresholds alone decode it, gets a fuller texture than its
+    /// style's `single_line` or `voices` ([`crate::model::Texture::fuller`]; chosen with `eval
+    /// --fuller-above`): some of a one-line style's music is accompanied (folk: a quarter of
+    /// the corpus's training windows sound two notes at once somewhere) and some chorales
+    /// have a fifth part, and a piece the UNet drew so sounds more notes at once than one it
+    /// only hedged in.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub accompanied_above: BTreeMap<Style, f32>,
+    pub fuller_above: BTreeMap<Style, f32>,
     /// Styles written in a fixed number of voices, with that number, decoded as that many
     /// voices sounding throughout ([`crate::model::keep_voices`]): a voice the UNet lets fade
     /// before it moves on is held, and candidates struck beside the voices are dropped.
@@ -170,7 +170,7 @@ impl ModelCard {
         self.thresholds = other.thresholds;
         self.style_thresholds = other.style_thresholds;
         self.single_line = other.single_line;
-        self.accompanied_above = other.accompanied_above;
+        self.fuller_above = other.fuller_above;
         self.voices = other.voices;
         self.mending = other.mending;
     }
@@ -180,15 +180,14 @@ impl ModelCard {
         Decoding {
             thresholds: self.thresholds_for(style),
             texture: self.texture_for(style),
+            fuller_above: style.and_then(|s| self.fuller_above.get(&s).copied()),
         }
     }
 
     /// How a piece of `style` is laid out between voices when decoded (`None`: no style).
     pub fn texture_for(&self, style: Option<Style>) -> Texture {
         match style {
-            Some(s) if self.single_line.contains(&s) => Texture::OneLine {
-                accompanied_above: self.accompanied_above.get(&s).copied(),
-            },
+            Some(s) if self.single_line.contains(&s) => Texture::OneLine,
             Some(s) => self
                 .voices
                 .get(&s)
@@ -221,12 +220,12 @@ impl ModelCard {
             ));
         }
         if let Some((style, n)) = self
-            .accompanied_above
+            .fuller_above
             .iter()
             .find(|&(_, &n)| !(n.is_finite() && n >= 1.0))
         {
             return Err(format!(
-                "accompanied_above for {style}: {n}; give a number of notes from 1"
+                "fuller_above for {style}: {n}; give a number of notes from 1"
             ));
         }
         if self.defaults.steps == 0 {
@@ -247,7 +246,7 @@ impl ModelCard {
             thresholds: [0.0, 0.0],
             style_thresholds: BTreeMap::new(),
             single_line: BTreeSet::new(),
-            accompanied_above: BTreeMap::new(),
+            fuller_above: BTreeMap::new(),
             voices: BTreeMap::new(),
             mending: Mending::default(),
             styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),
