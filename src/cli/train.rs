@@ -184,11 +184,15 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
                         format!("{} {:.0} %", crate::roll::KEY_NAMES[r], share * 100.0)
                     })
                     .collect();
-                let texture = match card.texture_for(crate::roll::Style::from_index(i)) {
+                let decoding = card.decoding_for(crate::roll::Style::from_index(i));
+                let mut texture = match decoding.texture {
                     Texture::OneLine => ", decoded as one line".to_string(),
                     Texture::Voices(n) => format!(", decoded in {n} voices"),
                     Texture::Free => String::new(),
                 };
+                if let (false, Some(n)) = (texture.is_empty(), decoding.fuller_above) {
+                    texture.push_str(&format!(" (fuller above {n} at once)"));
+                }
                 let (notes, share) = steady.unwrap_or((0, 0.0));
                 println!(
                     "{name:10} {} windows; mean pitch {:.1} (sd {:.1}); keys {}; one voice in {:.0} % of windows; {notes} at once in {:.0} % of sounding steps{texture}",
