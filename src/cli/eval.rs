@@ -175,33 +175,35 @@ fn single_line(s: &str) -> Result<BTreeSet<Style>, String> {
 
 /// `STYLE=N[,...]`, or `none` for no piece decoded fuller than its style.
 fn fuller_above(s: &str) -> Result<BTreeMap<Style, f32>, String> {
-    per_style(s, |part| {
-        let bad = || {
-            format!(
-                "'{part}' is not STYLE=NOTES (the notes sounding at once on average, from 1, \
-                 e.g. folk=1.8); give one per style, comma-separated, or \"none\""
-            )
-        };
-        let (name, n) = part.split_once('=').ok_or_else(bad)?;
-        match n.trim().parse::<f32>() {
-            Ok(n) if n.is_finite() && n >= 1.0 => Ok((style(name)?, n)),
-            _ => Err(bad()),
-        }
-    })
+    style_numbers(
+        s,
+        "STYLE=NOTES (the notes sounding at once on average, from 1, e.g. folk=1.8)",
+        |n: &f32| n.is_finite() && *n >= 1.0,
+    )
 }
 
 /// `STYLE=N[,...]`, or `none` for no style decoded in a fixed number of voices.
 fn voices(s: &str) -> Result<BTreeMap<Style, usize>, String> {
+    style_numbers(
+        s,
+        "STYLE=VOICES (a number of voices from 2, e.g. chorale=4)",
+        |&n: &usize| n >= 2,
+    )
+}
+
+/// `STYLE=N[,...]` with each N a number that `accept`s, or `none`; an entry that is not is
+/// refused as not `form`.
+fn style_numbers<T: std::str::FromStr>(
+    s: &str,
+    form: &str,
+    accept: impl Fn(&T) -> bool,
+) -> Result<BTreeMap<Style, T>, String> {
     per_style(s, |part| {
-        let bad = || {
-            format!(
-                "'{part}' is not STYLE=VOICES (a number of voices from 2, e.g. chorale=4); \
-                 give one per style, comma-separated, or \"none\""
-            )
-        };
+        let bad =
+            || format!("'{part}' is not {form}; give one per style, comma-separated, or \"none\"");
         let (name, n) = part.split_once('=').ok_or_else(bad)?;
-        match n.trim().parse::<usize>() {
-            Ok(n) if n >= 2 => Ok((style(name)?, n)),
+        match n.trim().parse::<T>() {
+            Ok(n) if accept(&n) => Ok((style(name)?, n)),
             _ => Err(bad()),
         }
     })

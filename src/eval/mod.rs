@@ -103,7 +103,7 @@ pub fn statistics(roll: &Roll) -> Vec<f64> {
         .fold(0.0, f64::max)
         / total.max(1.0);
     let per_step = roll.sounding_per_step();
-    let polyphony = roll.polyphony();
+    let polyphony = crate::roll::polyphony(&per_step);
     let beats = roll.steps().div_ceil(STEPS_PER_BEAT).max(1);
     let empty_beats = (0..beats)
         .filter(|b| {

@@ -83,15 +83,18 @@ pub fn logits_to_rolls(
                 }
                 (roll, fixed)
             };
-            let texture = match fuller_above {
-                Some(limit)
-                    if texture != Texture::Free
-                        && decode(&shifted, false).0.polyphony() > f64::from(limit) =>
-                {
-                    texture.fuller()
+            let mut texture = texture;
+            if let Some(limit) = fuller_above
+                && texture != Texture::Free
+            {
+                let free = decode(&shifted, false);
+                if free.0.polyphony() > f64::from(limit) {
+                    texture = texture.fuller();
+                    if texture == Texture::Free {
+                        return free;
+                    }
                 }
-                _ => texture,
-            };
+            }
             match texture {
                 Texture::Free => {}
                 Texture::OneLine => keep_single_line(&mut shifted, p, t),

@@ -203,6 +203,15 @@ pub struct Roll {
     pub program: u8,
 }
 
+/// [`Roll::polyphony`] from the notes sounding at each step ([`Roll::sounding_per_step`]).
+pub fn polyphony(per_step: &[usize]) -> f64 {
+    let (sum, active) = per_step
+        .iter()
+        .filter(|&&c| c > 0)
+        .fold((0, 0), |(sum, n), &c| (sum + c, n + 1));
+    sum as f64 / active.max(1) as f64
+}
+
 impl Roll {
     /// An empty roll of `steps` sixteenth notes at the default tempo.
     pub fn new(steps: usize) -> Self {
@@ -249,12 +258,7 @@ impl Roll {
     /// How many notes sound at once on average over the steps where any sounds (muspy's
     /// polyphony; 0 for a silent roll).
     pub fn polyphony(&self) -> f64 {
-        let active: Vec<usize> = self
-            .sounding_per_step()
-            .into_iter()
-            .filter(|&c| c > 0)
-            .collect();
-        active.iter().sum::<usize>() as f64 / active.len().max(1) as f64
+        polyphony(&self.sounding_per_step())
     }
 
     /// Whether no two notes ever sound at once (an empty roll too).
