@@ -489,6 +489,31 @@ fn train_resume_generate_is_exact_and_deterministic() {
         let expected = if reachable { moved_to(d, 5) } else { d.notes() };
         assert_eq!(t.notes(), expected, "every style's music is in F here");
     }
+    // Training measured the scale degrees each style sounds too; with a bar set, a note on a
+    // degree under it moves to a neighbour the style sounds more, once the piece is in its key.
+    let profile = f_only.card.key_profiles[0].clone().unwrap();
+    assert!(profile.has_degrees());
+    f_only.card.rare_degrees_below = Some(0.05);
+    let in_scale = f_only
+        .generate(
+            &GenerateRequest {
+                key: KeyChoice::Typical,
+                ..request.clone()
+            },
+            None,
+            None,
+        )
+        .unwrap();
+    let mut moved = 0;
+    for (s, t) in in_scale.rolls.iter().zip(&typical.rolls) {
+        let mut expected = t.clone();
+        moved += expected.move_rare_degrees(&profile, f64::from(0.05f32));
+        assert_eq!(s.notes(), expected.notes());
+    }
+    assert!(
+        moved > 0,
+        "the tiny model's near-noise pieces stray off the scale"
+    );
     // The previews are moved too: the last step's is the finished piece (no refinement). The
     // key is one the drawn pieces are not all in already.
     let elsewhere = (0..12u8)
@@ -531,6 +556,8 @@ fn train_resume_generate_is_exact_and_deterministic() {
             "chorale=3",
             "--fuller-above",
             "folk=1.5",
+            "--rare-degrees-below",
+            "0.02",
             "--model",
         ])
         .arg(&straight)
@@ -561,6 +588,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
     assert_eq!(settings["single_line"], serde_json::json!(["folk"]));
     assert_eq!(settings["voices"], serde_json::json!({"chorale": 3}));
     assert_eq!(settings["fuller_above"], serde_json::json!({"folk": 1.5}));
+    assert_eq!(settings["rare_degrees_below"], serde_json::json!(0.02f32));
     for who in ["autoencoder_on_real", "model"] {
         let rates = &report["orphan_sustain"][who];
         for per in ["notes", "samples", "late_onset", "after_gap", "blips"] {
@@ -763,7 +791,7 @@ fn bad_model_folders_give_clear_errors() {
     // A card that parses but describes no model that can be built (edited by hand, damaged):
     // refused when it is read, where building the model would panic.
     type Damage = fn(&mut ModelCard);
-    let damaged: [(&str, Damage); 7] = [
+    let damaged: [(&str, Damage); 8] = [
         ("channels", |c| c.autoencoder.channels.clear()),
         ("voices for chorale", |c| {
             c.voices.insert(Style::Chorale, 1);
@@ -771,6 +799,7 @@ fn bad_model_folders_give_clear_errors() {
         ("fuller_above for folk", |c| {
             c.fuller_above.insert(Style::Folk, 0.5);
         }),
+        ("rare_degrees_below", |c| c.rare_degrees_below = Some(1.5)),
         ("attention", |c| {
             c.unet.as_mut().unwrap().attention.pop();
         }),

@@ -119,6 +119,11 @@ pub struct EvalArgs {
     /// or "none", instead of the card's `voices`
     #[arg(long, requires = "model", value_parser = voices)]
     pub voices: Option<BTreeMap<Style, usize>>,
+    /// With --model: the share of a style's sounding time under which a scale degree is
+    /// foreign to it, so a generated note on one moves a semitone to the neighbour the style
+    /// sounds more (e.g. 0.01), or "none", instead of the card's `rare_degrees_below`
+    #[arg(long, requires = "model", value_parser = rare_degrees_below)]
+    pub rare_degrees_below: Option<RareBelow>,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -180,6 +185,26 @@ fn fuller_above(s: &str) -> Result<BTreeMap<Style, f32>, String> {
         "STYLE=NOTES (the notes sounding at once on average, from 1, e.g. folk=1.8)",
         |n: &f32| n.is_finite() && *n >= 1.0,
     )
+}
+
+/// `--rare-degrees-below`: a share, or none (no note moved off a rare degree).
+#[derive(Debug, Clone, Copy)]
+pub struct RareBelow(pub Option<f32>);
+
+fn rare_degrees_below(s: &str) -> Result<RareBelow, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(RareBelow(None));
+    }
+    s.trim()
+        .parse::<f32>()
+        .ok()
+        .filter(|b| b.is_finite() && (0.0..1.0).contains(b))
+        .map(|b| RareBelow(Some(b)))
+        .ok_or_else(|| {
+            format!(
+                "'{s}' is not a share of a style's sounding time from 0 to 1 (e.g. 0.01) or \"none\""
+            )
+        })
 }
 
 /// `STYLE=N[,...]`, or `none` for no style decoded in a fixed number of voices.
@@ -354,6 +379,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             if let Some(voices) = args.voices.clone() {
                 pipeline.card.voices = voices;
             }
+            if let Some(RareBelow(below)) = args.rare_degrees_below {
+                pipeline.card.rare_degrees_below = below;
+            }
             if let Some(g) = args.guidance {
                 pipeline.card.defaults.guidance = g;
             }
@@ -500,6 +528,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 settings["single_line"] = serde_json::json!(card.single_line);
                 settings["fuller_above"] = serde_json::json!(card.fuller_above);
                 settings["voices"] = serde_json::json!(card.voices);
+                settings["rare_degrees_below"] = serde_json::json!(card.rare_degrees_below);
                 settings["key"] = serde_json::json!(args.key.unwrap_or_default().to_string());
                 settings
             }),

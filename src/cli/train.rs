@@ -193,6 +193,20 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
                 if let (false, Some(n)) = (texture.is_empty(), decoding.fuller_above) {
                     texture.push_str(&format!(" (fuller above {n} at once)"));
                 }
+                if let Some(below) = card.rare_degrees_below {
+                    let rare: Vec<&str> = p
+                        .rare_degrees(f64::from(below))
+                        .into_iter()
+                        .map(|d| crate::roll::DEGREE_NAMES[d])
+                        .collect();
+                    if !rare.is_empty() {
+                        texture.push_str(&format!(
+                            "; degrees {} (under {} % of its sound) moved to a neighbour",
+                            rare.join(" "),
+                            below * 100.0
+                        ));
+                    }
+                }
                 let (notes, share) = steady.unwrap_or((0, 0.0));
                 println!(
                     "{name:10} {} windows; mean pitch {:.1} (sd {:.1}); keys {}; one voice in {:.0} % of windows; {notes} at once in {:.0} % of sounding steps{texture}",

@@ -348,7 +348,7 @@ impl Pipeline {
             .as_ref()
             .ok_or_else(|| ModelError::NoUnet(self.dir.clone()))?;
         let mut rng = ChaCha8Rng::seed_from_u64(request.seed);
-        // Inpainting keeps the key of the bars it keeps.
+        // Inpainting keeps the key and the notes of the bars it keeps.
         let fresh = known.is_none();
         let styles = self.styles(request, &mut rng);
         let labelled: Vec<Option<Style>> = styles.iter().map(|&s| Some(s)).collect();
@@ -365,6 +365,11 @@ impl Pipeline {
             if fresh {
                 for ((roll, &style), &draw) in rolls.iter_mut().zip(&styles).zip(&key_draws) {
                     *roll = roll.transposed(self.key_shift(roll, style, request.key, draw));
+                    if let (Some(below), Some(profile)) =
+                        (self.card.rare_degrees_below, self.card.key_profile(style))
+                    {
+                        roll.move_rare_degrees(profile, f64::from(below));
+                    }
                 }
             }
         };

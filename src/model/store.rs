@@ -131,6 +131,14 @@ pub struct ModelCard {
     /// before it moves on is held, and candidates struck beside the voices are dropped.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub voices: BTreeMap<Style, usize>,
+    /// Share of a style's sounding time (its key profile's `degrees`) under which a scale
+    /// degree is foreign to the style: a generated note on one moves a semitone to the
+    /// neighbour the style sounds more ([`crate::roll::Roll::move_rare_degrees`]; chosen with
+    /// `eval --rare-degrees-below`). The UNet strays off the key more often than the music it
+    /// learned from (folk: 9 % of its notes off the diatonic scale, against 1 % in the
+    /// corpus); a style's own chromatic notes (a chorale's raised leading note) are above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rare_degrees_below: Option<f32>,
     /// How decoded rolls are mended (`drop_blips`, `join_gap`, `trim_early`, `legato_gap`,
     /// `merge_doubled_onsets`, stored beside the other fields; older cards lack some and get
     /// none of that mending).
@@ -172,6 +180,7 @@ impl ModelCard {
         self.single_line = other.single_line;
         self.fuller_above = other.fuller_above;
         self.voices = other.voices;
+        self.rare_degrees_below = other.rare_degrees_below;
         self.mending = other.mending;
     }
 
@@ -228,6 +237,14 @@ impl ModelCard {
                 "fuller_above for {style}: {n}; give a number of notes from 1"
             ));
         }
+        if let Some(below) = self
+            .rare_degrees_below
+            .filter(|b| !(b.is_finite() && (0.0..1.0).contains(b)))
+        {
+            return Err(format!(
+                "rare_degrees_below {below}: give a share of a style's sounding time from 0 to 1"
+            ));
+        }
         if self.defaults.steps == 0 {
             return Err("default sampler steps 0: give at least 1".to_string());
         }
@@ -248,6 +265,7 @@ impl ModelCard {
             single_line: BTreeSet::new(),
             fuller_above: BTreeMap::new(),
             voices: BTreeMap::new(),
+            rare_degrees_below: None,
             mending: Mending::default(),
             styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),
             style_weights: vec![1.0 / Style::ALL.len() as f32; Style::ALL.len()],

@@ -11,7 +11,7 @@ mod key;
 mod style;
 
 pub use compare::Counts;
-pub use key::{KEY_NAMES, KeyProfile, MAJOR_SCALE, SHIFTS, parse_key, shift_to};
+pub use key::{DEGREE_NAMES, KEY_NAMES, KeyProfile, MAJOR_SCALE, SHIFTS, parse_key, shift_to};
 pub use style::{Style, UnknownStyle};
 
 /// Number of MIDI pitches, and rows of a roll.
