@@ -470,16 +470,19 @@ fn train_resume_generate_is_exact_and_deterministic() {
     in_f.roots[5] = 1.0;
     let mut f_only = Pipeline::load(&straight, &device).unwrap();
     f_only.card.key_profiles = vec![Some(in_f); Style::ALL.len()];
-    let typical = f_only
-        .generate(
-            &GenerateRequest {
-                key: KeyChoice::Typical,
-                ..request.clone()
-            },
-            None,
-            None,
-        )
-        .unwrap();
+    let in_typical_key = |pipeline: &Pipeline| {
+        pipeline
+            .generate(
+                &GenerateRequest {
+                    key: KeyChoice::Typical,
+                    ..request.clone()
+                },
+                None,
+                None,
+            )
+            .unwrap()
+    };
+    let typical = in_typical_key(&f_only);
     for (t, d) in typical.rolls.iter().zip(&drawn.rolls) {
         // `typical` moves by at most a tritone and never off the keyboard: a piece (the tiny
         // model's are near noise) spanning too much of it to reach F that way stays as drawn.
@@ -494,16 +497,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
     let profile = f_only.card.key_profiles[0].clone().unwrap();
     assert!(profile.has_degrees());
     f_only.card.rare_degrees_below = Some(0.05);
-    let in_scale = f_only
-        .generate(
-            &GenerateRequest {
-                key: KeyChoice::Typical,
-                ..request.clone()
-            },
-            None,
-            None,
-        )
-        .unwrap();
+    let in_scale = in_typical_key(&f_only);
     let mut moved = 0;
     for (s, t) in in_scale.rolls.iter().zip(&typical.rolls) {
         let mut expected = t.clone();
