@@ -164,21 +164,9 @@ fn eval_refuses_style_settings_it_cannot_read() {
         ("--fuller-above", "folk=0.5", "STYLE=NOTES"),
         ("--fuller-above", "folk=NaN", "STYLE=NOTES"),
         ("--fuller-above", "jazz=1.5", "jazz"),
-        (
-            "--rare-degrees-below",
-            "1.5",
-            "share of a style's sounding time",
-        ),
-        (
-            "--rare-degrees-below",
-            "1",
-            "share of a style's sounding time",
-        ),
-        (
-            "--rare-degrees-below",
-            "some",
-            "share of a style's sounding time",
-        ),
+        ("--rare-degrees-below", "folk=1.5", "STYLE=SHARE"),
+        ("--rare-degrees-below", "folk", "STYLE=SHARE"),
+        ("--rare-degrees-below", "jazz=0.01", "jazz"),
     ] {
         let out = diffroll(
             &["eval", "--model", "base", "--data", "nowhere", flag, bad],

@@ -496,7 +496,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
     // degree under it moves to a neighbour the style sounds more, once the piece is in its key.
     let profile = f_only.card.key_profiles[0].clone().unwrap();
     assert!(profile.has_degrees());
-    f_only.card.rare_degrees_below = Some(0.05);
+    f_only.card.rare_degrees_below = Style::ALL.iter().map(|&s| (s, 0.05)).collect();
     let in_scale = in_typical_key(&f_only);
     let mut moved = 0;
     for (s, t) in in_scale.rolls.iter().zip(&typical.rolls) {
@@ -551,7 +551,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
             "--fuller-above",
             "folk=1.5",
             "--rare-degrees-below",
-            "0.02",
+            "folk=0.02",
             "--model",
         ])
         .arg(&straight)
@@ -582,7 +582,10 @@ fn train_resume_generate_is_exact_and_deterministic() {
     assert_eq!(settings["single_line"], serde_json::json!(["folk"]));
     assert_eq!(settings["voices"], serde_json::json!({"chorale": 3}));
     assert_eq!(settings["fuller_above"], serde_json::json!({"folk": 1.5}));
-    assert_eq!(settings["rare_degrees_below"], serde_json::json!(0.02f32));
+    assert_eq!(
+        settings["rare_degrees_below"],
+        serde_json::json!({"folk": 0.02f32})
+    );
     for who in ["autoencoder_on_real", "model"] {
         let rates = &report["orphan_sustain"][who];
         for per in ["notes", "samples", "late_onset", "after_gap", "blips"] {
@@ -793,7 +796,9 @@ fn bad_model_folders_give_clear_errors() {
         ("fuller_above for folk", |c| {
             c.fuller_above.insert(Style::Folk, 0.5);
         }),
-        ("rare_degrees_below", |c| c.rare_degrees_below = Some(1.5)),
+        ("rare_degrees_below for folk", |c| {
+            c.rare_degrees_below.insert(Style::Folk, 1.5);
+        }),
         ("attention", |c| {
             c.unet.as_mut().unwrap().attention.pop();
         }),

@@ -119,11 +119,12 @@ pub struct EvalArgs {
     /// or "none", instead of the card's `voices`
     #[arg(long, requires = "model", value_parser = voices)]
     pub voices: Option<BTreeMap<Style, usize>>,
-    /// With --model: the share of a style's sounding time under which a scale degree is
+    /// With --model: per style, the share of its sounding time under which a scale degree is
     /// foreign to it, so a generated note on one moves a semitone to the neighbour the style
-    /// sounds more (e.g. 0.01), or "none", instead of the card's `rare_degrees_below`
+    /// sounds more, STYLE=SHARE[,...] (e.g. folk=0.012) or "none", instead of the card's
+    /// `rare_degrees_below`
     #[arg(long, requires = "model", value_parser = rare_degrees_below)]
-    pub rare_degrees_below: Option<RareBelow>,
+    pub rare_degrees_below: Option<BTreeMap<Style, f32>>,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -187,24 +188,13 @@ fn fuller_above(s: &str) -> Result<BTreeMap<Style, f32>, String> {
     )
 }
 
-/// `--rare-degrees-below`: a share, or none (no note moved off a rare degree).
-#[derive(Debug, Clone, Copy)]
-pub struct RareBelow(pub Option<f32>);
-
-fn rare_degrees_below(s: &str) -> Result<RareBelow, String> {
-    if s.trim().eq_ignore_ascii_case("none") {
-        return Ok(RareBelow(None));
-    }
-    s.trim()
-        .parse::<f32>()
-        .ok()
-        .filter(|b| b.is_finite() && (0.0..1.0).contains(b))
-        .map(|b| RareBelow(Some(b)))
-        .ok_or_else(|| {
-            format!(
-                "'{s}' is not a share of a style's sounding time from 0 to 1 (e.g. 0.01) or \"none\""
-            )
-        })
+/// `STYLE=SHARE[,...]`, or `none` for no note moved off a rare degree.
+fn rare_degrees_below(s: &str) -> Result<BTreeMap<Style, f32>, String> {
+    style_numbers(
+        s,
+        "STYLE=SHARE (a share of the style's sounding time from 0 to 1, e.g. folk=0.012)",
+        |b: &f32| b.is_finite() && (0.0..1.0).contains(b),
+    )
 }
 
 /// `STYLE=N[,...]`, or `none` for no style decoded in a fixed number of voices.
@@ -379,7 +369,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             if let Some(voices) = args.voices.clone() {
                 pipeline.card.voices = voices;
             }
-            if let Some(RareBelow(below)) = args.rare_degrees_below {
+            if let Some(below) = args.rare_degrees_below.clone() {
                 pipeline.card.rare_degrees_below = below;
             }
             if let Some(g) = args.guidance {

@@ -193,7 +193,9 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
                 if let (false, Some(n)) = (texture.is_empty(), decoding.fuller_above) {
                     texture.push_str(&format!(" (fuller above {n} at once)"));
                 }
-                if let Some(below) = card.rare_degrees_below {
+                if let Some(&below) =
+                    crate::roll::Style::from_index(i).and_then(|s| card.rare_degrees_below.get(&s))
+                {
                     let rare: Vec<&str> = p
                         .rare_degrees(f64::from(below))
                         .into_iter()

@@ -365,10 +365,11 @@ impl Pipeline {
             if fresh {
                 for ((roll, &style), &draw) in rolls.iter_mut().zip(&styles).zip(&key_draws) {
                     *roll = roll.transposed(self.key_shift(roll, style, request.key, draw));
-                    if let (Some(below), Some(profile)) =
-                        (self.card.rare_degrees_below, self.card.key_profile(style))
-                    {
-                        roll.move_rare_degrees(profile, f64::from(below));
+                    if let (Some(below), Some(profile)) = (
+                        self.card.rare_degrees_below.get(&style),
+                        self.card.key_profile(style),
+                    ) {
+                        roll.move_rare_degrees(profile, f64::from(*below));
                     }
                 }
             }

@@ -131,14 +131,15 @@ pub struct ModelCard {
     /// before it moves on is held, and candidates struck beside the voices are dropped.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub voices: BTreeMap<Style, usize>,
-    /// Share of a style's sounding time (its key profile's `degrees`) under which a scale
-    /// degree is foreign to the style: a generated note on one moves a semitone to the
+    /// Per style, the share of its sounding time (its key profile's `degrees`) under which a
+    /// scale degree is foreign to it: a generated note on one moves a semitone to the
     /// neighbour the style sounds more ([`crate::roll::Roll::move_rare_degrees`]; chosen with
     /// `eval --rare-degrees-below`). The UNet strays off the key more often than the music it
     /// learned from (folk: 9 % of its notes off the diatonic scale, against 1 % in the
-    /// corpus); a style's own chromatic notes (a chorale's raised leading note) are above it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rare_degrees_below: Option<f32>,
+    /// corpus). Styles not named (chorales, whose chromatic notes are part of their harmony)
+    /// keep every note.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rare_degrees_below: BTreeMap<Style, f32>,
     /// How decoded rolls are mended (`drop_blips`, `join_gap`, `trim_early`, `legato_gap`,
     /// `merge_doubled_onsets`, stored beside the other fields; older cards lack some and get
     /// none of that mending).
@@ -237,12 +238,13 @@ impl ModelCard {
                 "fuller_above for {style}: {n}; give a number of notes from 1"
             ));
         }
-        if let Some(below) = self
+        if let Some((style, below)) = self
             .rare_degrees_below
-            .filter(|b| !(b.is_finite() && (0.0..1.0).contains(b)))
+            .iter()
+            .find(|&(_, b)| !(b.is_finite() && (0.0..1.0).contains(b)))
         {
             return Err(format!(
-                "rare_degrees_below {below}: give a share of a style's sounding time from 0 to 1"
+                "rare_degrees_below for {style}: {below}; give a share of its sounding time from 0 to 1"
             ));
         }
         if self.defaults.steps == 0 {
@@ -265,7 +267,7 @@ impl ModelCard {
             single_line: BTreeSet::new(),
             fuller_above: BTreeMap::new(),
             voices: BTreeMap::new(),
-            rare_degrees_below: None,
+            rare_degrees_below: BTreeMap::new(),
             mending: Mending::default(),
             styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),
             style_weights: vec![1.0 / Style::ALL.len() as f32; Style::ALL.len()],

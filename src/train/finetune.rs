@@ -253,8 +253,10 @@ pub fn finetune(run: FinetuneRun<'_>, control: Control<'_>) -> Result<Finetuned,
     // The label's texture is now the user's: one line only if their music is one voice, a
     // fixed number of voices only if it is written in one.
     new_card.single_line.remove(&style);
-    // When a piece is fuller than its style was chosen for the corpus's music.
+    // When a piece is fuller than its style, and which degrees are foreign to it, were chosen
+    // for the corpus's music.
     new_card.fuller_above.remove(&style);
+    new_card.rare_degrees_below.remove(&style);
     if crate::roll::is_one_line(crate::roll::one_voice_share(&own)) {
         new_card.single_line.insert(style);
     }
