@@ -7,7 +7,7 @@ use rand::SeedableRng;
 
 use super::DeviceArgs;
 use crate::eval::{self, FEATURES, Report, STATISTICS};
-use crate::model::{GenerateRequest, KeyChoice, Pipeline};
+use crate::model::{GenerateRequest, KeyChoice, ModelCard, Pipeline};
 use crate::roll::{Roll, STEPS_PER_BAR, Style, Validity, WINDOW_STEPS};
 use crate::train::dataset::WindowSet;
 
@@ -184,7 +184,7 @@ fn fuller_above(s: &str) -> Result<BTreeMap<Style, f32>, String> {
     style_numbers(
         s,
         "STYLE=NOTES (the notes sounding at once on average, from 1, e.g. folk=1.8)",
-        |n: &f32| n.is_finite() && *n >= 1.0,
+        ModelCard::fuller_above_ok,
     )
 }
 
@@ -193,7 +193,7 @@ fn rare_degrees_below(s: &str) -> Result<BTreeMap<Style, f32>, String> {
     style_numbers(
         s,
         "STYLE=SHARE (a share of the style's sounding time from 0 to 1, e.g. folk=0.012)",
-        |b: &f32| b.is_finite() && (0.0..1.0).contains(b),
+        ModelCard::rare_share_ok,
     )
 }
 
@@ -202,7 +202,7 @@ fn voices(s: &str) -> Result<BTreeMap<Style, usize>, String> {
     style_numbers(
         s,
         "STYLE=VOICES (a number of voices from 2, e.g. chorale=4)",
-        |&n: &usize| n >= 2,
+        ModelCard::voices_ok,
     )
 }
 
@@ -261,7 +261,7 @@ fn read_samples(dir: &std::path::Path) -> anyhow::Result<Vec<Roll>> {
 fn autoencoder_f1(args: &EvalArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     use crate::train::autoencoder::{noisy_reconstruction, reconstruction_f1, tune_thresholds};
     let chosen = args.device.choose()?;
-    let card = crate::model::ModelCard::load(dir)?;
+    let card = ModelCard::load(dir)?;
     let ae = crate::model::load_weights(
         card.autoencoder.init(&chosen.device),
         &dir.join(crate::model::AUTOENCODER_FILE),
@@ -526,7 +526,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.save_to_card
         && let Some(dir) = &model
     {
-        let mut card = crate::model::ModelCard::load(dir)?;
+        let mut card = ModelCard::load(dir)?;
         card.eval = json.clone();
         if let Some(measured) = measured_with {
             card.take_settings(measured);

@@ -184,7 +184,8 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
                         format!("{} {:.0} %", crate::roll::KEY_NAMES[r], share * 100.0)
                     })
                     .collect();
-                let decoding = card.decoding_for(crate::roll::Style::from_index(i));
+                let style = crate::roll::Style::from_index(i);
+                let decoding = card.decoding_for(style);
                 let mut texture = match decoding.texture {
                     Texture::OneLine => ", decoded as one line".to_string(),
                     Texture::Voices(n) => format!(", decoded in {n} voices"),
@@ -193,9 +194,7 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
                 if let (false, Some(n)) = (texture.is_empty(), decoding.fuller_above) {
                     texture.push_str(&format!(" (fuller above {n} at once)"));
                 }
-                if let Some(&below) =
-                    crate::roll::Style::from_index(i).and_then(|s| card.rare_degrees_below.get(&s))
-                {
+                if let Some(&below) = style.and_then(|s| card.rare_degrees_below.get(&s)) {
                     let rare: Vec<&str> = p
                         .rare_degrees(f64::from(below))
                         .into_iter()

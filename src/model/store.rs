@@ -211,6 +211,22 @@ impl ModelCard {
         self.key_profiles.get(style.index())?.as_ref()
     }
 
+    /// A style's `voices` the card accepts (one voice is `single_line`); `eval --voices` refuses
+    /// by the same rule.
+    pub fn voices_ok(n: &usize) -> bool {
+        *n >= 2
+    }
+
+    /// A style's `fuller_above` the card accepts: a number of notes at once, from 1.
+    pub fn fuller_above_ok(n: &f32) -> bool {
+        n.is_finite() && *n >= 1.0
+    }
+
+    /// A style's `rare_degrees_below` the card accepts: a share of its sounding time below 1.
+    pub fn rare_share_ok(b: &f32) -> bool {
+        b.is_finite() && (0.0..1.0).contains(b)
+    }
+
     /// Why the card describes no model diffroll can build and run, if it does not.
     pub fn check(&self) -> Result<(), String> {
         self.autoencoder.check()?;
@@ -224,7 +240,7 @@ impl ModelCard {
             }
             unet.check(side)?;
         }
-        if let Some((style, n)) = self.voices.iter().find(|&(_, &n)| n < 2) {
+        if let Some((style, n)) = self.voices.iter().find(|&(_, n)| !Self::voices_ok(n)) {
             return Err(format!(
                 "voices for {style}: {n}; give at least 2 (one voice is `single_line`)"
             ));
@@ -232,7 +248,7 @@ impl ModelCard {
         if let Some((style, n)) = self
             .fuller_above
             .iter()
-            .find(|&(_, &n)| !(n.is_finite() && n >= 1.0))
+            .find(|&(_, n)| !Self::fuller_above_ok(n))
         {
             return Err(format!(
                 "fuller_above for {style}: {n}; give a number of notes from 1"
@@ -241,7 +257,7 @@ impl ModelCard {
         if let Some((style, below)) = self
             .rare_degrees_below
             .iter()
-            .find(|&(_, b)| !(b.is_finite() && (0.0..1.0).contains(b)))
+            .find(|&(_, b)| !Self::rare_share_ok(b))
         {
             return Err(format!(
                 "rare_degrees_below for {style}: {below}; give a share of its sounding time from 0 to 1"

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{PITCHES, Roll};
+use super::{Note, PITCHES, Roll};
 
 /// Pitch classes of the major scale on C. A natural minor and the church modes share the
 /// pitch classes of a major scale, so one root names the scale of all of them.
@@ -32,28 +32,7 @@ impl Roll {
     /// once) and the steps sounded on each pitch class, from one listing of the notes: key
     /// moves read them for every piece at every preview step. `None` for a silent roll.
     fn key_reading(&self) -> Option<KeyReading> {
-        let notes = self.notes();
-        if notes.is_empty() {
-            return None;
-        }
-        let mut classes = [0.0; 12];
-        for note in &notes {
-            classes[usize::from(note.pitch) % 12] += f64::from(note.end - note.start);
-        }
-        let held =
-            |root: usize| -> f64 { MAJOR_SCALE.iter().map(|d| classes[(root + d) % 12]).sum() };
-        let mut best = 0;
-        for root in 1..12 {
-            if held(root) > held(best) {
-                best = root;
-            }
-        }
-        let mean = notes.iter().map(|n| f64::from(n.pitch)).sum::<f64>() / notes.len() as f64;
-        Some(KeyReading {
-            root: best as u8,
-            mean,
-            classes,
-        })
+        read_key(&self.notes())
     }
 
     /// The major-scale root (0 = C … 11 = B) whose diatonic scale holds most of the roll's
@@ -93,6 +72,30 @@ pub struct KeyProfile {
     /// its keys. Profiles measured before this was kept have none (all zero).
     #[serde(default)]
     pub degrees: [f64; 12],
+}
+
+/// [`Roll::key_reading`] of a roll's notes.
+fn read_key(notes: &[Note]) -> Option<KeyReading> {
+    if notes.is_empty() {
+        return None;
+    }
+    let mut classes = [0.0; 12];
+    for note in notes {
+        classes[usize::from(note.pitch) % 12] += f64::from(note.end - note.start);
+    }
+    let held = |root: usize| -> f64 { MAJOR_SCALE.iter().map(|d| classes[(root + d) % 12]).sum() };
+    let mut best = 0;
+    for root in 1..12 {
+        if held(root) > held(best) {
+            best = root;
+        }
+    }
+    let mean = notes.iter().map(|n| f64::from(n.pitch)).sum::<f64>() / notes.len() as f64;
+    Some(KeyReading {
+        root: best as u8,
+        mean,
+        classes,
+    })
 }
 
 /// What [`Roll::key_reading`] reads.
@@ -183,18 +186,26 @@ impl Roll {
     /// raised leading note) stay. Returns how many notes moved; none without the profile's
     /// degrees.
     pub fn move_rare_degrees(&mut self, profile: &KeyProfile, below: f64) -> usize {
-        let Some(root) = self.diatonic_root().filter(|_| profile.has_degrees()) else {
+        let rare = profile.rare_degrees(below);
+        if rare.is_empty() {
+            return 0;
+        }
+        // One listing of the notes serves the key reading and the moves: the pipeline calls
+        // this for every piece at every preview step.
+        let notes = self.notes();
+        let Some(KeyReading { root, .. }) = read_key(&notes) else {
             return 0;
         };
-        let share = |pitch: usize| profile.degrees[(pitch + 12 - usize::from(root)) % 12];
+        let degree = |pitch: usize| (pitch + 12 - usize::from(root)) % 12;
+        let share = |pitch: usize| profile.degrees[degree(pitch)];
         let mut moved = 0;
-        for note in self.notes() {
+        for note in notes {
             let (pitch, start, end) = (
                 usize::from(note.pitch),
                 note.start as usize,
                 note.end as usize,
             );
-            if share(pitch) >= below {
+            if !rare.contains(&degree(pitch)) {
                 continue;
             }
             let mut targets: Vec<usize> = [pitch.checked_sub(1), Some(pitch + 1)]
