@@ -34,7 +34,7 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Play a MIDI file: built-in synth, --soundfont, --midi-out PORT or a --virtual port.
     Play(play::PlayArgs),
-    /// Scan a corpus folder (<root>/<style>/*.mid): files read, files rejected and why,
+    /// Scan a corpus folder (`<root>/<style>/*.mid`): files read, files rejected and why,
     /// 8-bar windows per style.
     Data(data::DataArgs),
     /// Score a model's samples, or a folder of MIDI files, against real music: overlapping

@@ -3,7 +3,7 @@
 //! [`read`] turns any type-0 or type-1 file (running status, note-on velocity 0 as note-off,
 //! overlapping notes of one pitch, tempo and time-signature maps, SMPTE timing) into a [`Song`]:
 //! its pitched notes quantized to the sixteenth-note grid, drums (channel 10) left out.
-//! [`write`] produces type-1 files at 480 ticks per quarter that DAWs open. Bad bytes give a
+//! [`write()`] produces type-1 files at 480 ticks per quarter that DAWs open. Bad bytes give a
 //! [`MidiError`] that says what is wrong, never a panic, and reading is bounded in time and
 //! memory whatever the file claims.
 
