@@ -164,6 +164,19 @@ pub struct ModelCard {
     pub eval: serde_json::Value,
 }
 
+/// Why a per-style card setting is refused: `why` for the first style whose value `ok`
+/// turns down.
+fn first_refused<T>(
+    values: &BTreeMap<Style, T>,
+    ok: fn(&T) -> bool,
+    why: impl Fn(Style, &T) -> String,
+) -> Result<(), String> {
+    match values.iter().find(|&(_, v)| !ok(v)) {
+        Some((&style, v)) => Err(why(style, v)),
+        None => Ok(()),
+    }
+}
+
 impl ModelCard {
     /// The decoding thresholds (onset, sustain) for a piece of `style` (`None`: no style).
     pub fn thresholds_for(&self, style: Option<Style>) -> [f32; 2] {
@@ -240,29 +253,21 @@ impl ModelCard {
             }
             unet.check(side)?;
         }
-        if let Some((style, n)) = self.voices.iter().find(|&(_, n)| !Self::voices_ok(n)) {
-            return Err(format!(
-                "voices for {style}: {n}; give at least 2 (one voice is `single_line`)"
-            ));
-        }
-        if let Some((style, n)) = self
-            .fuller_above
-            .iter()
-            .find(|&(_, n)| !Self::fuller_above_ok(n))
-        {
-            return Err(format!(
-                "fuller_above for {style}: {n}; give a number of notes from 1"
-            ));
-        }
-        if let Some((style, below)) = self
-            .rare_degrees_below
-            .iter()
-            .find(|&(_, b)| !Self::rare_share_ok(b))
-        {
-            return Err(format!(
-                "rare_degrees_below for {style}: {below}; give a share of its sounding time from 0 to 1"
-            ));
-        }
+        first_refused(&self.voices, Self::voices_ok, |style, n| {
+            format!("voices for {style}: {n}; give at least 2 (one voice is `single_line`)")
+        })?;
+        first_refused(&self.fuller_above, Self::fuller_above_ok, |style, n| {
+            format!("fuller_above for {style}: {n}; give a number of notes from 1")
+        })?;
+        first_refused(
+            &self.rare_degrees_below,
+            Self::rare_share_ok,
+            |style, below| {
+                format!(
+                    "rare_degrees_below for {style}: {below}; give a share of its sounding time from 0 to 1"
+                )
+            },
+        )?;
         if self.defaults.steps == 0 {
             return Err("default sampler steps 0: give at least 1".to_string());
         }
