@@ -552,6 +552,8 @@ fn train_resume_generate_is_exact_and_deterministic() {
             "folk=1.5",
             "--rare-degrees-below",
             "folk=0.02",
+            "--fill-silent-beats",
+            "folk=1",
             "--model",
         ])
         .arg(&straight)
@@ -585,6 +587,10 @@ fn train_resume_generate_is_exact_and_deterministic() {
     assert_eq!(
         settings["rare_degrees_below"],
         serde_json::json!({"folk": 0.02f32})
+    );
+    assert_eq!(
+        settings["fill_silent_beats"],
+        serde_json::json!({"folk": 1.0})
     );
     for who in ["autoencoder_on_real", "model"] {
         let rates = &report["orphan_sustain"][who];
@@ -788,7 +794,7 @@ fn bad_model_folders_give_clear_errors() {
     // A card that parses but describes no model that can be built (edited by hand, damaged):
     // refused when it is read, where building the model would panic.
     type Damage = fn(&mut ModelCard);
-    let damaged: [(&str, Damage); 8] = [
+    let damaged: [(&str, Damage); 9] = [
         ("channels", |c| c.autoencoder.channels.clear()),
         ("voices for chorale", |c| {
             c.voices.insert(Style::Chorale, 1);
@@ -798,6 +804,9 @@ fn bad_model_folders_give_clear_errors() {
         }),
         ("rare_degrees_below for folk", |c| {
             c.rare_degrees_below.insert(Style::Folk, 1.5);
+        }),
+        ("fill_silent_beats for folk", |c| {
+            c.fill_silent_beats.insert(Style::Folk, -1.0);
         }),
         ("attention", |c| {
             c.unet.as_mut().unwrap().attention.pop();

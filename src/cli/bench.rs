@@ -116,6 +116,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 &norm,
                 x1.clone(),
                 &[card.thresholds],
+                &[0.0],
                 r,
                 None,
                 None,

@@ -125,6 +125,11 @@ pub struct EvalArgs {
     /// `rare_degrees_below`
     #[arg(long, requires = "model", value_parser = rare_degrees_below)]
     pub rare_degrees_below: Option<BTreeMap<Style, f32>>,
+    /// With --model: per style, the weight of the beats its decoding leaves silent in the
+    /// validity refinement, so it draws the note most nearly drawn there, STYLE=WEIGHT[,...]
+    /// (e.g. folk=1) or "none", instead of the card's `fill_silent_beats`
+    #[arg(long, requires = "model", value_parser = fill_silent_beats)]
+    pub fill_silent_beats: Option<BTreeMap<Style, f32>>,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -194,6 +199,15 @@ fn rare_degrees_below(s: &str) -> Result<BTreeMap<Style, f32>, String> {
         s,
         "STYLE=SHARE (a share of the style's sounding time from 0 to 1, e.g. folk=0.012)",
         ModelCard::rare_share_ok,
+    )
+}
+
+/// `STYLE=WEIGHT[,...]`, or `none` for every style keeping its silent beats.
+fn fill_silent_beats(s: &str) -> Result<BTreeMap<Style, f32>, String> {
+    style_numbers(
+        s,
+        "STYLE=WEIGHT (a weight from 0, e.g. folk=1)",
+        ModelCard::fill_weight_ok,
     )
 }
 
@@ -372,6 +386,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             if let Some(below) = args.rare_degrees_below.clone() {
                 pipeline.card.rare_degrees_below = below;
             }
+            if let Some(fill) = args.fill_silent_beats.clone() {
+                pipeline.card.fill_silent_beats = fill;
+            }
             if let Some(g) = args.guidance {
                 pipeline.card.defaults.guidance = g;
             }
@@ -519,6 +536,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 settings["fuller_above"] = serde_json::json!(card.fuller_above);
                 settings["voices"] = serde_json::json!(card.voices);
                 settings["rare_degrees_below"] = serde_json::json!(card.rare_degrees_below);
+                settings["fill_silent_beats"] = serde_json::json!(card.fill_silent_beats);
                 settings["key"] = serde_json::json!(args.key.unwrap_or_default().to_string());
                 settings
             }),

@@ -353,6 +353,10 @@ impl Pipeline {
         let styles = self.styles(request, &mut rng);
         let labelled: Vec<Option<Style>> = styles.iter().map(|&s| Some(s)).collect();
         let thresholds = self.thresholds(labelled.iter().copied());
+        let fill_silent_beats: Vec<f32> = styles
+            .iter()
+            .map(|s| self.card.fill_silent_beats.get(s).copied().unwrap_or(0.0))
+            .collect();
         // Each sample's key draw comes from a stream of its own, so the music sampled for a
         // seed does not depend on the key asked for, and every step's preview is moved the way
         // the finished piece will be once the preview settles.
@@ -455,6 +459,7 @@ impl Pipeline {
                 &self.card.latent_norm(),
                 z,
                 &thresholds,
+                &fill_silent_beats,
                 r,
                 kept.as_ref(),
                 cancel,

@@ -1,6 +1,7 @@
 //! Validity of what the decoder draws, as something gradients can follow: the soft count of
-//! sustain runs that start without an onset (orphans), and the refinement that nudges a
-//! sampled latent until its decoding has none, staying close to what the sampler chose.
+//! sustain runs that start without an onset (orphans) and of beats where nothing sounds, and
+//! the refinement that nudges a sampled latent until its decoding has no orphans (and, for
+//! styles that hardly rest, no silent beats), staying close to what the sampler chose.
 
 use burn::optim::{AdamConfig, Optimizer};
 use burn::tensor::activation::sigmoid;
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::Autoencoder;
 use super::latent::LatentNorm;
 use super::sampler::Cancelled;
+use crate::roll::STEPS_PER_BEAT;
 
 /// Per cell [B, 1, P, T]: how much a sustain run starts there without an onset, from decoder
 /// logits decoded at `thresholds` ((onset, sustain) for each sample, or one pair for all),
@@ -44,6 +46,29 @@ pub fn soft_orphan_starts(
     let starts = sustain * before.neg().add_scalar(1.0);
     let orphans = starts.clone() * onset.neg().add_scalar(1.0);
     (orphans, starts)
+}
+
+/// Per beat [B, beats]: how silent each beat of the decoding is, from the sustain logits
+/// decoded at `thresholds` as in [`soft_orphan_starts`]: 1 less the loudest step's loudest
+/// pitch, so a beat's gradient goes to the note most nearly drawn there.
+pub fn soft_silent_beats(
+    logits: Tensor<4>,
+    thresholds: &[[f32; 2]],
+    temperature: f32,
+) -> Tensor<2> {
+    let [b, _, _, t] = logits.dims();
+    let device = logits.device();
+    let column: Vec<f32> = (0..b).map(|i| super::one_of(thresholds, b, i)[1]).collect();
+    let shifted =
+        logits.narrow(1, 1, 1) - Tensor::from_data(TensorData::new(column, [b, 1, 1, 1]), &device);
+    let sounding = sigmoid(shifted.div_scalar(temperature)).max_dim(2);
+    let beats = t / STEPS_PER_BEAT;
+    let loudest = sounding
+        .narrow(3, 0, beats * STEPS_PER_BEAT)
+        .reshape([b, beats, STEPS_PER_BEAT])
+        .max_dim(2)
+        .reshape([b, beats]);
+    loudest.neg().add_scalar(1.0)
 }
 
 /// The soft share of sustain runs that begin without an onset: a differentiable stand-in for
@@ -120,16 +145,20 @@ impl std::str::FromStr for Refine {
 }
 
 /// `z` (scaled latents [B, C, H, W]) refined as `refine` says (see [`Refine`]), its decodings'
-/// orphans counted at `thresholds` (see [`soft_orphan_starts`]); where `kept`
+/// orphans counted at `thresholds` (see [`soft_orphan_starts`]), and its silent beats (see
+/// [`soft_silent_beats`]) weighted by `fill_silent_beats` (for each sample, or one for all;
+/// 0: leave them); where `kept`
 /// (same shape) is 1 the latent stays exactly as it is: the bars an inpainting keeps.
 /// A sample whose decoding still has a note without an onset after the planned passes gets up
 /// to as many again, alone: the others stay as the planned passes left them.
 /// `cancel` is checked before every pass.
+#[allow(clippy::too_many_arguments)]
 pub fn refine(
     decoder: &Autoencoder,
     norm: &LatentNorm,
     z: Tensor<4>,
     thresholds: &[[f32; 2]],
+    fill_silent_beats: &[f32],
     refine: Refine,
     kept: Option<&Tensor<4>>,
     cancel: Option<&AtomicBool>,
@@ -139,6 +168,7 @@ pub fn refine(
         norm,
         z,
         thresholds,
+        fill_silent_beats,
         refine,
         refine.steps,
         kept,
@@ -153,6 +183,7 @@ fn refine_passes(
     norm: &LatentNorm,
     z: Tensor<4>,
     thresholds: &[[f32; 2]],
+    fill_silent_beats: &[f32],
     refine: Refine,
     extra: usize,
     kept: Option<&Tensor<4>>,
@@ -162,6 +193,14 @@ fn refine_passes(
     let mut moments = None;
     // Where the latent may move: everywhere but the kept columns.
     let free = kept.map(|k| k.clone().neg().add_scalar(1.0));
+    let b = z.dims()[0];
+    let fill: Vec<f32> = (0..b)
+        .map(|i| super::one_of(fill_silent_beats, b, i))
+        .collect();
+    let fill = fill
+        .iter()
+        .any(|&w| w > 0.0)
+        .then(|| Tensor::<1>::from_data(TensorData::new(fill, [b]), &z.device()).reshape([b, 1]));
     let anchor = z.clone();
     let mut x = z;
     for pass in 0..refine.steps + extra {
@@ -180,8 +219,13 @@ fn refine_passes(
             }
             Some(left)
         };
-        let (orphans, _) = soft_orphan_starts(logits, thresholds, refine.temperature);
-        let grads = orphans.sum().backward();
+        let (orphans, _) = soft_orphan_starts(logits.clone(), thresholds, refine.temperature);
+        let mut loss = orphans.sum();
+        if let Some(fill) = &fill {
+            let silent = soft_silent_beats(logits, thresholds, refine.temperature);
+            loss = loss + (silent * fill.clone()).sum();
+        }
+        let grads = loss.backward();
         let Some(mut g) = leaf.grad(&grads) else {
             // Nothing depends on the latent (a decoder without weights?): leave it.
             break;
@@ -312,7 +356,17 @@ mod tests {
             keep: 0.0,
             temperature: 1.0,
         };
-        let refined = refine(&decoder, &norm, z.clone(), &[[0.0, 0.0]], free, None, None).unwrap();
+        let refined = refine(
+            &decoder,
+            &norm,
+            z.clone(),
+            &[[0.0, 0.0]],
+            &[0.0],
+            free,
+            None,
+            None,
+        )
+        .unwrap();
         assert!(!refined.is_autodiff(), "the result leaves no graph behind");
         let after = soft_count(&decoder, &norm, refined.clone());
         assert!(after < 0.95 * before, "{before} -> {after}");
@@ -324,6 +378,7 @@ mod tests {
             &norm,
             z.clone(),
             &[[0.0, 0.0]],
+            &[0.0],
             Refine { keep: 1e6, ..free },
             None,
             None,
@@ -363,7 +418,18 @@ mod tests {
             temperature: 1.0,
         };
         let run = |extra| {
-            refine_passes(&decoder, &norm, z.clone(), thresholds, r, extra, None, None).unwrap()
+            refine_passes(
+                &decoder,
+                &norm,
+                z.clone(),
+                thresholds,
+                &[0.0],
+                r,
+                extra,
+                None,
+                None,
+            )
+            .unwrap()
         };
         let (planned, more) = (run(0), run(10));
         let left = |x: Tensor<4>| {
@@ -403,6 +469,70 @@ mod tests {
                 .into_scalar::<f32>()
         };
         assert!(count(more) < count(planned));
+    }
+
+    #[test]
+    fn a_beat_is_as_silent_as_its_loudest_step() {
+        let (x, o) = (true, false);
+        // Three beats: sound in the first step of the first, none in the second, the last
+        // step of the third.
+        let mut sustain = [o; 12];
+        sustain[0] = x;
+        sustain[11] = x;
+        let silent = soft_silent_beats(logits(&[o; 12], &sustain), &[[0.0, 0.0]], 1.0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let want = [0.0, 1.0, 0.0];
+        assert!(
+            silent.iter().zip(want).all(|(s, w)| (s - w).abs() < 1e-3),
+            "{silent:?}"
+        );
+    }
+
+    #[test]
+    fn refinement_fills_silent_beats_where_asked_to() {
+        let (decoder, norm, z) = untrained(2, 7);
+        let logits = decoder.decode_logits(norm.denormalize(z.clone()));
+        // A sustain threshold that leaves about half the beats silent: the median of the
+        // beats' loudest logits.
+        let [b, _, _, t] = logits.dims();
+        let mut loudest = logits
+            .narrow(1, 1, 1)
+            .max_dim(2)
+            .reshape([b * t / STEPS_PER_BEAT, STEPS_PER_BEAT])
+            .max_dim(1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        loudest.sort_by(f32::total_cmp);
+        let thresholds = &[[0.0, loudest[loudest.len() / 2]]];
+        let r = Refine {
+            steps: 20,
+            rate: 0.2,
+            keep: 0.0,
+            temperature: 1.0,
+        };
+        let silent = |fill: f32| {
+            let refined = refine(
+                &decoder,
+                &norm,
+                z.clone(),
+                thresholds,
+                &[fill],
+                r,
+                None,
+                None,
+            )
+            .unwrap();
+            let logits = decoder.decode_logits(norm.denormalize(refined));
+            soft_silent_beats(logits, thresholds, 1e-6)
+                .sum()
+                .into_scalar::<f32>()
+        };
+        let (left, filled) = (silent(0.0), silent(5.0));
+        assert!(left > 8.0, "the test needs silent beats: {left}");
+        assert!(filled < 0.5 * left, "{left} -> {filled}");
     }
 
     #[test]

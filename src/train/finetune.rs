@@ -257,6 +257,8 @@ pub fn finetune(run: FinetuneRun<'_>, control: Control<'_>) -> Result<Finetuned,
     // for the corpus's music.
     new_card.fuller_above.remove(&style);
     new_card.rare_degrees_below.remove(&style);
+    // Whether the user's music rests is theirs to say: their silences stay.
+    new_card.fill_silent_beats.remove(&style);
     if crate::roll::is_one_line(crate::roll::one_voice_share(&own)) {
         new_card.single_line.insert(style);
     }
