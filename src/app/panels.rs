@@ -311,7 +311,8 @@ fn generation_section(app: &mut DiffrollApp, ui: &mut Ui) {
             .checkbox(&mut refine, "Refine notes")
             .on_hover_text(
                 "After sampling, nudge the piece until every note the decoder draws has its \
-                 start (a few decoder passes; off: notes without a start are patched up)",
+                 start, and in a style the model knows hardly rests (folk) no beat is silent (a few \
+                 decoder passes; off: notes without a start are patched up)",
             )
             .changed()
         {
