@@ -26,16 +26,8 @@ pub fn soft_orphan_starts(
 ) -> (Tensor<4>, Tensor<4>) {
     let [b, _, p, t] = logits.dims();
     let device = logits.device();
-    let soft = |plane: usize| {
-        let column: Vec<f32> = (0..b)
-            .map(|i| super::one_of(thresholds, b, i)[plane])
-            .collect();
-        let shifted = logits.clone().narrow(1, plane, 1)
-            - Tensor::from_data(TensorData::new(column, [b, 1, 1, 1]), &device);
-        sigmoid(shifted.div_scalar(temperature))
-    };
-    let onset = soft(0);
-    let sustain = soft(1);
+    let onset = soft_plane(&logits, thresholds, 0, temperature);
+    let sustain = soft_plane(&logits, thresholds, 1, temperature);
     let before = Tensor::cat(
         vec![
             Tensor::zeros([b, 1, p, 1], &device),
@@ -48,6 +40,30 @@ pub fn soft_orphan_starts(
     (orphans, starts)
 }
 
+/// One value per sample, `value(i)` for sample `i` of `b`, as a [B] tensor.
+fn per_sample(b: usize, value: impl Fn(usize) -> f32, device: &burn::tensor::Device) -> Tensor<1> {
+    Tensor::from_data(TensorData::new((0..b).map(value).collect(), [b]), device)
+}
+
+/// Per cell [B, 1, P, T]: the probability that decoding at `thresholds` (one pair for each
+/// sample, or one for all) draws `plane` (0 onset, 1 sustain) there, logits softened by
+/// `temperature`.
+fn soft_plane(
+    logits: &Tensor<4>,
+    thresholds: &[[f32; 2]],
+    plane: usize,
+    temperature: f32,
+) -> Tensor<4> {
+    let b = logits.dims()[0];
+    let threshold = per_sample(
+        b,
+        |i| super::one_of(thresholds, b, i)[plane],
+        &logits.device(),
+    );
+    let shifted = logits.clone().narrow(1, plane, 1) - threshold.reshape([b, 1, 1, 1]);
+    sigmoid(shifted.div_scalar(temperature))
+}
+
 /// Per beat [B, beats]: how silent each beat of the decoding is, from the sustain logits
 /// decoded at `thresholds` as in [`soft_orphan_starts`]: 1 less the loudest step's loudest
 /// pitch, so a beat's gradient goes to the note most nearly drawn there.
@@ -57,11 +73,7 @@ pub fn soft_silent_beats(
     temperature: f32,
 ) -> Tensor<2> {
     let [b, _, _, t] = logits.dims();
-    let device = logits.device();
-    let column: Vec<f32> = (0..b).map(|i| super::one_of(thresholds, b, i)[1]).collect();
-    let shifted =
-        logits.narrow(1, 1, 1) - Tensor::from_data(TensorData::new(column, [b, 1, 1, 1]), &device);
-    let sounding = sigmoid(shifted.div_scalar(temperature)).max_dim(2);
+    let sounding = soft_plane(&logits, thresholds, 1, temperature).max_dim(2);
     let beats = t / STEPS_PER_BEAT;
     let loudest = sounding
         .narrow(3, 0, beats * STEPS_PER_BEAT)
@@ -193,14 +205,13 @@ fn refine_passes(
     let mut moments = None;
     // Where the latent may move: everywhere but the kept columns.
     let free = kept.map(|k| k.clone().neg().add_scalar(1.0));
+    // Per sample [B, 1]; none where no sample fills its silent beats.
     let b = z.dims()[0];
-    let fill: Vec<f32> = (0..b)
-        .map(|i| super::one_of(fill_silent_beats, b, i))
-        .collect();
-    let fill = fill
+    let fill = per_sample(b, |i| super::one_of(fill_silent_beats, b, i), &z.device());
+    let fill = fill_silent_beats
         .iter()
         .any(|&w| w > 0.0)
-        .then(|| Tensor::<1>::from_data(TensorData::new(fill, [b]), &z.device()).reshape([b, 1]));
+        .then(|| fill.reshape([b, 1]));
     let anchor = z.clone();
     let mut x = z;
     for pass in 0..refine.steps + extra {
