@@ -528,15 +528,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "settings": measured_with.as_ref().map(|card| {
                 // Every mending field under the name the card stores it by, so a field added
                 // to `Mending` is reported without being listed here too.
-                let mut settings = serde_json::to_value(card.mending).expect("mending serializes");
-                settings["defaults"] = serde_json::json!(card.defaults);
-                settings["thresholds"] = serde_json::json!(card.thresholds);
-                settings["style_thresholds"] = serde_json::json!(card.style_thresholds);
-                settings["single_line"] = serde_json::json!(card.single_line);
-                settings["fuller_above"] = serde_json::json!(card.fuller_above);
-                settings["voices"] = serde_json::json!(card.voices);
-                settings["rare_degrees_below"] = serde_json::json!(card.rare_degrees_below);
-                settings["fill_silent_beats"] = serde_json::json!(card.fill_silent_beats);
+                let mut settings = plain_json(&card.mending);
+                settings["defaults"] = plain_json(&card.defaults);
+                settings["thresholds"] = plain_json(&card.thresholds);
+                settings["style_thresholds"] = plain_json(&card.style_thresholds);
+                settings["single_line"] = plain_json(&card.single_line);
+                settings["fuller_above"] = plain_json(&card.fuller_above);
+                settings["voices"] = plain_json(&card.voices);
+                settings["rare_degrees_below"] = plain_json(&card.rare_degrees_below);
+                settings["fill_silent_beats"] = plain_json(&card.fill_silent_beats);
                 settings["key"] = serde_json::json!(args.key.unwrap_or_default().to_string());
                 settings
             }),
@@ -596,6 +596,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `value` as JSON with each `f32` at its shortest decimal (0.3, not the 0.30000001192092896
+/// that `serde_json::to_value` widens it to), so the settings a card stores read as they were
+/// typed.
+fn plain_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_string(value)
+        .and_then(|text| serde_json::from_str(&text))
+        .expect("card settings serialize to JSON")
 }
 
 /// First and last bar (1-based) that inpainting regenerates: Polyffusion's protocol.
@@ -815,4 +824,20 @@ fn reconstruct(
         &reconstruction_logits(pipeline.autoencoder(), real, device),
         pipeline.card.thresholds,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_keep_their_f32s_as_typed() {
+        let mut fuller = BTreeMap::new();
+        fuller.insert(Style::Chorale, 4.3_f32);
+        fuller.insert(Style::Folk, 1.8_f32);
+        let json = plain_json(&fuller);
+        assert_eq!(json.to_string(), r#"{"chorale":4.3,"folk":1.8}"#);
+        // What the plain conversion would have stored.
+        assert_ne!(serde_json::to_value(&fuller).unwrap(), json);
+    }
 }

@@ -27,7 +27,9 @@ impl<F: Fn(Tensor<4>, usize) -> Tensor<4>> Denoiser for F {
 pub enum SamplerKind {
     /// DDIM; `eta` 0 is deterministic, 1 is DDPM-like ancestral sampling.
     Ddim { eta: f32 },
-    /// DPM-Solver++(2M): second order, multistep, data prediction.
+    /// DPM-Solver++(2M): second order, multistep, data prediction. Cards before session 20
+    /// spelled it as serde's kebab case does.
+    #[serde(rename = "dpm-solver++", alias = "dpm-solver-p-p")]
     DpmSolverPP,
 }
 
@@ -518,5 +520,15 @@ mod tests {
         assert_eq!("ddpm".parse(), Ok(SamplerKind::Ddim { eta: 1.0 }));
         assert_eq!(SamplerKind::Ddim { eta: 1.0 }.to_string(), "ddpm");
         assert!("euler".parse::<SamplerKind>().is_err());
+    }
+
+    #[test]
+    fn cards_name_the_solver_as_its_paper_does_and_read_the_old_spelling() {
+        let json = serde_json::to_string(&SamplerKind::DpmSolverPP).unwrap();
+        assert_eq!(json, r#""dpm-solver++""#);
+        for old in [json.as_str(), r#""dpm-solver-p-p""#] {
+            let kind: SamplerKind = serde_json::from_str(old).unwrap();
+            assert_eq!(kind, SamplerKind::DpmSolverPP);
+        }
     }
 }
