@@ -115,8 +115,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 pipeline.autoencoder(),
                 &norm,
                 x1.clone(),
-                &[card.thresholds],
-                &[0.0],
+                crate::model::validity::Targets {
+                    thresholds: &[card.thresholds],
+                    fill_silent_beats: &[0.0],
+                },
                 r,
                 None,
                 None,

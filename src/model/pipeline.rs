@@ -458,8 +458,10 @@ impl Pipeline {
                 &self.autoencoder,
                 &self.card.latent_norm(),
                 z,
-                &thresholds,
-                &fill_silent_beats,
+                validity::Targets {
+                    thresholds: &thresholds,
+                    fill_silent_beats: &fill_silent_beats,
+                },
                 r,
                 kept.as_ref(),
                 cancel,

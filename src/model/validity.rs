@@ -156,21 +156,25 @@ impl std::str::FromStr for Refine {
     }
 }
 
-/// `z` (scaled latents [B, C, H, W]) refined as `refine` says (see [`Refine`]), its decodings'
-/// orphans counted at `thresholds` (see [`soft_orphan_starts`]), and its silent beats (see
-/// [`soft_silent_beats`]) weighted by `fill_silent_beats` (for each sample, or one for all;
-/// 0: leave them); where `kept`
-/// (same shape) is 1 the latent stays exactly as it is: the bars an inpainting keeps.
-/// A sample whose decoding still has a note without an onset after the planned passes gets up
-/// to as many again, alone: the others stay as the planned passes left them.
-/// `cancel` is checked before every pass.
-#[allow(clippy::too_many_arguments)]
+/// What refinement scores each sample's decoding against: the decoding thresholds its orphans
+/// are counted at (see [`soft_orphan_starts`]) and the weight of the beats it leaves silent
+/// (see [`soft_silent_beats`]; 0 leaves them). Each holds one entry per sample, or one for all.
+#[derive(Debug, Clone, Copy)]
+pub struct Targets<'a> {
+    pub thresholds: &'a [[f32; 2]],
+    pub fill_silent_beats: &'a [f32],
+}
+
+/// `z` (scaled latents [B, C, H, W]) refined as `refine` says (see [`Refine`]) toward
+/// `targets`; where `kept` (same shape) is 1 the latent stays exactly as it is: the bars an
+/// inpainting keeps. A sample whose decoding still has a note without an onset after the
+/// planned passes gets up to as many again, alone: the others stay as the planned passes left
+/// them. `cancel` is checked before every pass.
 pub fn refine(
     decoder: &Autoencoder,
     norm: &LatentNorm,
     z: Tensor<4>,
-    thresholds: &[[f32; 2]],
-    fill_silent_beats: &[f32],
+    targets: Targets<'_>,
     refine: Refine,
     kept: Option<&Tensor<4>>,
     cancel: Option<&AtomicBool>,
@@ -179,8 +183,7 @@ pub fn refine(
         decoder,
         norm,
         z,
-        thresholds,
-        fill_silent_beats,
+        targets,
         refine,
         refine.steps,
         kept,
@@ -194,8 +197,10 @@ fn refine_passes(
     decoder: &Autoencoder,
     norm: &LatentNorm,
     z: Tensor<4>,
-    thresholds: &[[f32; 2]],
-    fill_silent_beats: &[f32],
+    Targets {
+        thresholds,
+        fill_silent_beats,
+    }: Targets<'_>,
     refine: Refine,
     extra: usize,
     kept: Option<&Tensor<4>>,
@@ -371,8 +376,10 @@ mod tests {
             &decoder,
             &norm,
             z.clone(),
-            &[[0.0, 0.0]],
-            &[0.0],
+            Targets {
+                thresholds: &[[0.0, 0.0]],
+                fill_silent_beats: &[0.0],
+            },
             free,
             None,
             None,
@@ -388,8 +395,10 @@ mod tests {
             &decoder,
             &norm,
             z.clone(),
-            &[[0.0, 0.0]],
-            &[0.0],
+            Targets {
+                thresholds: &[[0.0, 0.0]],
+                fill_silent_beats: &[0.0],
+            },
             Refine { keep: 1e6, ..free },
             None,
             None,
@@ -433,8 +442,10 @@ mod tests {
                 &decoder,
                 &norm,
                 z.clone(),
-                thresholds,
-                &[0.0],
+                Targets {
+                    thresholds,
+                    fill_silent_beats: &[0.0],
+                },
                 r,
                 extra,
                 None,
@@ -529,8 +540,10 @@ mod tests {
                 &decoder,
                 &norm,
                 z.clone(),
-                thresholds,
-                &[fill],
+                Targets {
+                    thresholds,
+                    fill_silent_beats: &[fill],
+                },
                 r,
                 None,
                 None,
