@@ -586,7 +586,8 @@ fn train_resume_generate_is_exact_and_deterministic() {
     assert_eq!(settings["fuller_above"], serde_json::json!({"folk": 1.5}));
     assert_eq!(
         settings["rare_degrees_below"],
-        serde_json::json!({"folk": 0.02f32})
+        serde_json::json!({"folk": 0.02}),
+        "as typed, not widened from f32"
     );
     assert_eq!(
         settings["fill_silent_beats"],
