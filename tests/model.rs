@@ -1033,3 +1033,25 @@ fn fitting_the_decoder_leaves_encoder_and_unet_alone_and_resumes_exactly() {
         1
     );
 }
+
+/// The shipped card reads and saves back to the same bytes: no figure drifts in its last digit
+/// (serde_json's `float_roundtrip` parses them exactly) and no field is lost on the way, so a
+/// `--save-to-card` or a fine-tune changes only what it means to.
+#[test]
+fn the_shipped_card_saves_as_it_reads() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/base");
+    let card = ModelCard::load(&shipped).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    card.save(dir.path()).unwrap();
+    let read = |d: &Path| std::fs::read_to_string(d.join("model.json")).unwrap();
+    let (was, now) = (read(&shipped), read(dir.path()));
+    if let Some((line, (a, b))) = was
+        .lines()
+        .zip(now.lines())
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+    {
+        panic!("line {}: {a:?} saved as {b:?}", line + 1);
+    }
+    assert_eq!(was, now);
+}
