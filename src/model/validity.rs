@@ -212,11 +212,9 @@ fn refine_passes(
     let free = kept.map(|k| k.clone().neg().add_scalar(1.0));
     // Per sample [B, 1]; none where no sample fills its silent beats.
     let b = z.dims()[0];
-    let fill = per_sample(b, |i| super::one_of(fill_silent_beats, b, i), &z.device());
-    let fill = fill_silent_beats
-        .iter()
-        .any(|&w| w > 0.0)
-        .then(|| fill.reshape([b, 1]));
+    let fill = fill_silent_beats.iter().any(|&w| w > 0.0).then(|| {
+        per_sample(b, |i| super::one_of(fill_silent_beats, b, i), &z.device()).reshape([b, 1])
+    });
     let anchor = z.clone();
     let mut x = z;
     for pass in 0..refine.steps + extra {
