@@ -101,7 +101,7 @@ fn autoencoder_overfits_a_handful_of_windows() {
     let config = AutoencoderConfig::new()
         .with_channels(vec![32])
         .with_latent_channels(8);
-    let mut model = config.init(&device);
+    let mut model = diffroll::model::init_seeded(&device, 0, |d| config.init(d));
     let mut optim = burn::optim::AdamWConfig::new().init();
     let refs: Vec<&Roll> = windows.iter().collect();
     let x = diffroll::model::rolls_to_tensor(&refs, &device);
@@ -743,7 +743,7 @@ fn train_resume_generate_is_exact_and_deterministic() {
 fn save_load_round_trip_gives_identical_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::flex();
-    let unet = tiny::unet().init(&device);
+    let unet = diffroll::model::init_seeded(&device, 0, |d| tiny::unet().init(d));
     let path = dir.path().join("unet.bpk");
     save_weights(&unet, &path).unwrap();
     let loaded = load_weights(tiny::unet().init(&device), &path, &device).unwrap();

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::DeviceArgs;
 use crate::model::{
     AutoencoderConfig, GenerateRequest, KeyChoice, ModelCard, Pipeline, SamplerKind, UNetConfig,
+    init_seeded,
 };
 use crate::roll::{PITCHES, WINDOW_STEPS};
 
@@ -81,8 +82,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let unet_config = UNetConfig::new().with_latent_channels(ae_config.latent_channels);
             let mut card = ModelCard::new("untrained", ae_config.clone());
             card.unet = Some(unet_config.clone());
-            let ae = ae_config.init(&device);
-            let unet = unet_config.init(&device);
+            let ae = init_seeded(&device, 0, |d| ae_config.init(d));
+            let unet = init_seeded(&device, 0, |d| unet_config.init(d));
             (
                 Pipeline::from_parts(card, PathBuf::new(), ae, Some(unet), device.clone()),
                 "default architecture, random weights".to_string(),
@@ -92,7 +93,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let card = pipeline.card.clone();
     let unet_config = card.unet.clone().context("model has a UNet")?;
     let latent = card.autoencoder.latent_shape(PITCHES, WINDOW_STEPS);
-    let unet = unet_config.init(&device);
+    let unet = init_seeded(&device, 0, |d| unet_config.init(d));
 
     let x1 = Tensor::<4>::zeros([1, latent[0], latent[1], latent[2]], &device);
     let x2 = Tensor::<4>::zeros([2, latent[0], latent[1], latent[2]], &device);

@@ -260,7 +260,7 @@ mod tests {
         let config = AutoencoderConfig::new();
         assert_eq!(config.latent_shape(128, 128), [8, 32, 32]);
         let device = Device::flex();
-        let ae = config.init(&device);
+        let ae = crate::model::init_seeded(&device, 0, |d| config.init(d));
         let z = ae.encode(Tensor::zeros([1, 2, 128, 128], &device));
         assert_eq!(z.dims(), [1, 8, 32, 32]);
         assert_eq!(ae.decode_logits(z).dims(), [1, 2, 128, 128]);

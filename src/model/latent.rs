@@ -116,8 +116,9 @@ mod tests {
     #[test]
     fn measured_norm_whitens_each_channel() {
         let device = Device::flex();
-        device.seed(3);
-        let ae = crate::model::AutoencoderConfig::new().init(&device);
+        let ae = crate::model::init_seeded(&device, 3, |d| {
+            crate::model::AutoencoderConfig::new().init(d)
+        });
         let rolls: Vec<Roll> = (0..6)
             .map(|i| {
                 let notes: Vec<crate::roll::Note> = (0..16)

@@ -11,6 +11,7 @@ mod layers;
 mod pipeline;
 pub mod sampler;
 pub mod schedule;
+mod seeded;
 mod store;
 mod unet;
 pub mod validity;
@@ -21,6 +22,7 @@ pub use latent::LatentNorm;
 pub use pipeline::{GenerateRequest, Generated, KeyChoice, Pipeline, StepEvent, normal};
 pub use sampler::{Cancelled, Restart, SamplerKind};
 pub use schedule::Schedule;
+pub use seeded::init_seeded;
 pub use store::{
     AUTOENCODER_FILE, CARD_FILE, Defaults, ModelCard, ModelError, UNET_FILE, load_weights,
     load_weights_bytes, save_weights, weights_to_bytes,

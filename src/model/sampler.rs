@@ -262,6 +262,7 @@ impl Pass<'_> {
 /// Standard normal noise of `shape` from burn's generator; the pipeline uses its own seeded
 /// generator instead so results match across devices.
 pub fn device_noise(shape: [usize; 4], device: &burn::tensor::Device) -> Tensor<4> {
+    let _held = super::seeded::hold();
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
 }
 

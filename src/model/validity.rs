@@ -345,47 +345,16 @@ mod tests {
             .into_scalar::<f32>()
     }
 
-    /// An untrained decoder (random weights), its latent normalisation and `batch` latents
-    /// drawn from `seed`.
-    /// Draws every weight again from the test's own generator, uniform over the range its
-    /// initialiser drew it from; weights all alike (a norm's scale and shift) stay. Burn's
-    /// generator is one for the whole process: seeding it was not enough, as a test running
-    /// beside this one could draw from it between the seed and the initialisation, and now
-    /// and then the drawn decoder left the tests too little room.
-    struct Redraw(rand_chacha::ChaCha8Rng);
-
-    impl burn::module::ModuleMapper for Redraw {
-        fn map_float<const D: usize>(
-            &mut self,
-            param: burn::module::Param<Tensor<D>>,
-        ) -> burn::module::Param<Tensor<D>> {
-            use rand::RngExt;
-            param.map(|p| {
-                let (lo, hi) = (
-                    p.clone().min().into_scalar::<f32>(),
-                    p.clone().max().into_scalar::<f32>(),
-                );
-                if lo == hi {
-                    return p;
-                }
-                let bound = lo.abs().max(hi.abs());
-                let shape = p.shape();
-                let values: Vec<f32> = (0..shape.num_elements())
-                    .map(|_| self.0.random_range(-bound..=bound))
-                    .collect();
-                Tensor::from_data(TensorData::new(values, shape), &p.device())
-            })
-        }
-    }
-
+    /// An untrained decoder (random weights drawn from `seed`), its latent normalisation and
+    /// `batch` latents drawn from `seed`.
     fn untrained(batch: usize, seed: u64) -> (Autoencoder, LatentNorm, Tensor<4>) {
-        use burn::module::Module;
         let device = Device::flex();
         let config = super::super::AutoencoderConfig::new();
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
         let z = super::super::normal(&mut rng, [batch, config.latent_channels, 32, 32], &device);
         let norm = LatentNorm::global(config.latent_channels, 1.0);
-        (config.init(&device).map(&mut Redraw(rng)), norm, z)
+        let decoder = super::super::init_seeded(&device, seed, |d| config.init(d));
+        (decoder, norm, z)
     }
 
     #[test]

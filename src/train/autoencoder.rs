@@ -15,8 +15,8 @@ use super::checkpoint::{self, TrainState};
 use super::dataset::WindowSet;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
-    AUTOENCODER_FILE, Autoencoder, AutoencoderConfig, Decoding, ModelCard, logits_to_rolls, normal,
-    rolls_to_tensor, save_weights,
+    AUTOENCODER_FILE, Autoencoder, AutoencoderConfig, Decoding, ModelCard, init_seeded,
+    logits_to_rolls, normal, rolls_to_tensor, save_weights,
 };
 use crate::roll::Mending;
 use crate::roll::{Counts, Roll, Style, Validity};
@@ -230,9 +230,7 @@ pub fn train(run: AutoencoderRun<'_>, control: Control<'_>) -> Result<Outcome, T
     let ad = run.device.clone().autodiff();
     let model_json = serde_json::to_value(&run.model).expect("config serializes");
     let ckpt_dir = checkpoint::dir_of(run.out);
-    // burn's own generator draws the initial weights: seed it so runs are reproducible.
-    ad.seed(run.training.seed);
-    let fresh = run.model.init(&ad);
+    let fresh = init_seeded(&ad, run.training.seed, |d| run.model.init(d));
     let run::Resumed {
         module: mut model,
         mut optim,

@@ -18,7 +18,8 @@ use super::ema;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
     AUTOENCODER_FILE, Autoencoder, LatentNorm, ModelCard, Schedule, UNET_FILE, UNet, UNetConfig,
-    load_weights, load_weights_bytes, normal, rolls_to_tensor, save_weights, weights_to_bytes,
+    init_seeded, load_weights, load_weights_bytes, normal, rolls_to_tensor, save_weights,
+    weights_to_bytes,
 };
 use crate::roll::{Roll, Style};
 
@@ -158,9 +159,7 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
     });
     let ad = run.device.clone().autodiff();
     let ckpt_dir = checkpoint::dir_of(run.out);
-    // burn's own generator draws the initial weights: seed it so runs are reproducible.
-    ad.seed(run.training.seed);
-    let mut unet = unet_config.init(&ad);
+    let mut unet = init_seeded(&ad, run.training.seed, |d| unet_config.init(d));
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
     let mut rng = ChaCha8Rng::seed_from_u64(run.training.seed);
     let mut ema: Option<UNet> = None;

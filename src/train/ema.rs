@@ -63,8 +63,9 @@ mod tests {
     #[test]
     fn ema_moves_towards_the_model() {
         let device = Device::flex();
-        let a: Linear = LinearConfig::new(3, 2).init(&device);
-        let b: Linear = LinearConfig::new(3, 2).init(&device);
+        let init = |d: &Device| -> Linear { LinearConfig::new(3, 2).init(d) };
+        let a = crate::model::init_seeded(&device, 1, init);
+        let b = crate::model::init_seeded(&device, 2, init);
         let wa: Vec<f32> = a.weight.val().into_data().try_to_vec().unwrap();
         let wb: Vec<f32> = b.weight.val().into_data().try_to_vec().unwrap();
         let mixed = update(a, &b, 0.75);

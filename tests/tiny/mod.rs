@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use diffroll::model::{AutoencoderConfig, ModelCard, UNetConfig, save_weights};
+use diffroll::model::{AutoencoderConfig, ModelCard, UNetConfig, init_seeded, save_weights};
 
 pub fn ae() -> AutoencoderConfig {
     AutoencoderConfig::new()
@@ -31,9 +31,13 @@ pub fn model_folder(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     card.save(dir).unwrap();
     save_weights(
-        &ae().init(&device),
+        &init_seeded(&device, 0, |d| ae().init(d)),
         &dir.join(diffroll::model::AUTOENCODER_FILE),
     )
     .unwrap();
-    save_weights(&unet().init(&device), &dir.join(diffroll::model::UNET_FILE)).unwrap();
+    save_weights(
+        &init_seeded(&device, 0, |d| unet().init(d)),
+        &dir.join(diffroll::model::UNET_FILE),
+    )
+    .unwrap();
 }
