@@ -1055,3 +1055,196 @@ fn the_shipped_card_saves_as_it_reads() {
     }
     assert_eq!(was, now);
 }
+
+/// `generate --inpaint FILE --bars A-B`: a new take on those bars, the rest of the piece as
+/// written (read back with midly directly, not through diffroll's reader); clear errors for
+/// bars the file does not have.
+#[test]
+fn inpainting_a_file_replaces_only_the_bars_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    tiny::model_folder(&model);
+    // The same model decoding nothing: its takes leave the bars empty, which shows exactly
+    // which steps a take replaces.
+    let silent = dir.path().join("silent");
+    tiny::model_folder(&silent);
+    let mut card = ModelCard::load(&silent).unwrap();
+    card.thresholds = [50.0, 50.0];
+    card.save(&silent).unwrap();
+    let input = fixtures().join("folk/essenFolksong__boehme10_004.mid");
+    let song = diffroll::midi::read_file(&input).unwrap();
+    let bars = song.bar_starts();
+    let span = bars[2]..bars[4];
+    let exe = env!("CARGO_BIN_EXE_diffroll");
+    let run_with = |model: &Path, out: &str, extra: &[&str]| {
+        std::process::Command::new(exe)
+            .args(["generate", "--device", "cpu", "--steps", "3", "--seed", "5"])
+            .arg("--model")
+            .arg(model)
+            .arg("--inpaint")
+            .arg(&input)
+            .args(extra)
+            .arg("-o")
+            .arg(dir.path().join(out))
+            .output()
+            .unwrap()
+    };
+    let run = |out: &str, extra: &[&str]| run_with(&model, out, extra);
+    for out in ["a", "b"] {
+        let done = run(out, &["--bars", "3-4", "-n", "2"]);
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+    // (pitch, start step, end step, velocity) of every note, read with midly.
+    let notes_of = |bytes: &[u8]| {
+        let smf = midly::Smf::parse(bytes).unwrap();
+        let midly::Timing::Metrical(tpq) = smf.header.timing else {
+            panic!("metrical timing expected")
+        };
+        let per_step = u64::from(tpq.as_int()) / 4;
+        let mut notes = Vec::new();
+        for track in &smf.tracks {
+            let (mut t, mut open) = (0u64, std::collections::HashMap::new());
+            for event in track {
+                t += u64::from(event.delta.as_int());
+                if let midly::TrackEventKind::Midi { message, .. } = event.kind {
+                    match message {
+                        midly::MidiMessage::NoteOn { key, vel } if vel > 0 => {
+                            open.insert(key.as_int(), (t, vel.as_int()));
+                        }
+                        midly::MidiMessage::NoteOff { key, .. }
+                        | midly::MidiMessage::NoteOn { key, .. } => {
+                            let (start, vel) = open.remove(&key.as_int()).unwrap();
+                            notes.push((
+                                key.as_int(),
+                                (start / per_step) as u32,
+                                (t / per_step) as u32,
+                                vel,
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        notes.sort_unstable();
+        notes
+    };
+    let stem = "essenFolksong__boehme10_004-bars-3-4-5";
+    let original: Vec<_> = song
+        .notes
+        .iter()
+        .map(|n| (n.pitch, n.start, n.end, n.velocity))
+        .collect();
+    let inside = |notes: &[(u8, u32, u32, u8)]| -> Vec<(u8, u32, u32, u8)> {
+        notes
+            .iter()
+            .filter(|n| span.contains(&n.1))
+            .copied()
+            .collect()
+    };
+    for take in 1..=2 {
+        let name = format!("{stem}-{take:02}.mid");
+        let bytes = std::fs::read(dir.path().join("a").join(&name)).unwrap();
+        assert_eq!(
+            bytes,
+            std::fs::read(dir.path().join("b").join(&name)).unwrap()
+        );
+        let notes = notes_of(&bytes);
+        assert_ne!(
+            inside(&notes),
+            inside(&original),
+            "take {take}: bars 3-4 are new"
+        );
+        let outside = |n: &&(u8, u32, u32, u8)| !span.contains(&n.1);
+        let mut got: Vec<_> = notes.iter().filter(outside).copied().collect();
+        let mut want: Vec<_> = original
+            .iter()
+            .map(|&(pitch, start, end, velocity)| {
+                let end = if start < span.start {
+                    end.min(span.start)
+                } else {
+                    end
+                };
+                (pitch, start, end, velocity)
+            })
+            .filter(|n| outside(&n))
+            .collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(
+            got, want,
+            "take {take}: the music around bars 3-4 as written"
+        );
+        assert!(
+            notes
+                .iter()
+                .all(|n| !span.contains(&n.1) || n.2 <= span.end),
+            "new notes end by the end of bar 4"
+        );
+    }
+
+    // A silent take: exactly bars 3-4 fall silent, a note sounding into them ends at bar 3.
+    let done = run_with(&silent, "s", &["--bars", "3-4"]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let notes =
+        notes_of(&std::fs::read(dir.path().join("s").join(format!("{stem}-01.mid"))).unwrap());
+    let mut want: Vec<_> = original
+        .iter()
+        .filter(|n| !span.contains(&n.1))
+        .map(|&(pitch, start, end, velocity)| {
+            let end = if start < span.start {
+                end.min(span.start)
+            } else {
+                end
+            };
+            (pitch, start, end, velocity)
+        })
+        .collect();
+    want.sort_unstable();
+    assert_eq!(
+        notes, want,
+        "a silent take empties bars 3-4 and nothing else"
+    );
+    assert!(
+        !inside(&original).is_empty(),
+        "the fixture has notes in bars 3-4"
+    );
+
+    let fails = |extra: &[&str], says: &str| {
+        let done = run("c", extra);
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert!(!done.status.success(), "{extra:?} succeeded");
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    };
+    let count = bars.len();
+    fails(
+        &["--bars", &format!("{}-{}", count, count + 1)],
+        &format!("has {count} bars"),
+    );
+    fails(&["--bars", "4-2"], "after the last");
+    fails(&["--bars", "1-20"], "at most 128");
+    fails(&[], "--bars");
+    // A broken file: an error that names it.
+    let broken = dir.path().join("broken.mid");
+    std::fs::write(&broken, b"MThd\0\0\0\x06\0\x01").unwrap();
+    let done = std::process::Command::new(exe)
+        .args(["generate", "--device", "cpu", "--model"])
+        .arg(&model)
+        .arg("--inpaint")
+        .arg(&broken)
+        .args(["--bars", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("broken.mid"), "{stderr}");
+}

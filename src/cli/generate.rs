@@ -1,4 +1,5 @@
-use std::path::PathBuf;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -7,7 +8,7 @@ use clap::Args;
 use super::DeviceArgs;
 use crate::fsutil::atomic_write;
 use crate::model::{GenerateRequest, Guidance, KeyChoice, Pipeline, SamplerKind};
-use crate::roll::Style;
+use crate::roll::{Note, Roll, Style, WINDOW_STEPS, splice};
 use crate::{midi, render};
 
 #[derive(Debug, Args)]
@@ -57,12 +58,159 @@ pub struct GenerateArgs {
     /// Also draw each piece as a PNG beside its MIDI file.
     #[arg(long)]
     pub png: bool,
+    /// A MIDI file to rework: the bars given by --bars are generated anew to fit the music
+    /// around them, which stays as written (key, notes, velocities); each take is the whole
+    /// piece with those bars replaced. --style sets the style they are written in (drawn per
+    /// take without it, as for new pieces); --key does not apply.
+    #[arg(long, value_name = "FILE", requires = "bars")]
+    pub inpaint: Option<PathBuf>,
+    /// The bars of the --inpaint file to generate anew: FIRST-LAST (e.g. 5-6) or one bar,
+    /// counted from 1 as the file's time signatures lay them out; at most 8 bars of 4/4.
+    #[arg(long, requires = "inpaint")]
+    pub bars: Option<BarSpan>,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
 
+/// Bars `first..=last`, counted from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BarSpan {
+    pub first: usize,
+    pub last: usize,
+}
+
+impl std::str::FromStr for BarSpan {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("bars '{s}': give FIRST-LAST (e.g. 5-6) or one bar, counted from 1");
+        let number = |t: &str| t.trim().parse::<usize>().ok().filter(|&n| n >= 1);
+        let (first, last) = match s.split_once('-') {
+            Some((a, b)) => (number(a).ok_or_else(bad)?, number(b).ok_or_else(bad)?),
+            None => {
+                let n = number(s).ok_or_else(bad)?;
+                (n, n)
+            }
+        };
+        if first > last {
+            return Err(format!("bars '{s}': the first bar comes after the last"));
+        }
+        Ok(BarSpan { first, last })
+    }
+}
+
+/// A piece to rework: its notes, the steps to generate anew, and the model window around them.
+struct Rework {
+    stem: String,
+    bars: BarSpan,
+    notes: Vec<Note>,
+    bar_starts: Vec<u32>,
+    steps: u32,
+    tempo_bpm: f32,
+    program: u8,
+    /// Steps of the piece generated anew.
+    span: Range<u32>,
+    /// First step of the model window (8 bars of 4/4) that holds the span.
+    window_start: u32,
+    window: Roll,
+    /// Per window step: true where the piece's own music is kept.
+    keep: Vec<bool>,
+}
+
+impl Rework {
+    fn load(path: &Path, bars: BarSpan) -> anyhow::Result<Rework> {
+        let song = midi::read_file(path).with_context(|| super::shown(path))?;
+        anyhow::ensure!(
+            !song.notes.is_empty(),
+            "{}: no pitched notes to rework",
+            super::shown(path)
+        );
+        let bar_starts = song.bar_starts();
+        let count = bar_starts.len();
+        anyhow::ensure!(
+            bars.last <= count,
+            "{} has {count} bars; --bars {}-{} asks for bar {}",
+            super::shown(path),
+            bars.first,
+            bars.last,
+            bars.last
+        );
+        let span =
+            bar_starts[bars.first - 1]..bar_starts.get(bars.last).copied().unwrap_or(song.steps);
+        let window = WINDOW_STEPS as u32;
+        anyhow::ensure!(
+            span.len() <= WINDOW_STEPS,
+            "--bars {}-{} spans {} sixteenths; the model writes at most {window} (8 bars of 4/4) \
+             at once",
+            bars.first,
+            bars.last,
+            span.len()
+        );
+        let window_start = window_around(&bar_starts, &span, song.steps);
+        let keep = (window_start..window_start + window)
+            .map(|t| !span.contains(&t))
+            .collect();
+        let roll = song.to_roll().window(window_start as usize, WINDOW_STEPS);
+        let stem = path
+            .file_stem()
+            .map_or("piece".into(), |s| s.to_string_lossy().into_owned());
+        Ok(Rework {
+            stem,
+            bars,
+            notes: song.notes,
+            bar_starts,
+            steps: song.steps,
+            tempo_bpm: song.tempo_bpm,
+            program: song.program,
+            span,
+            window_start,
+            window: roll,
+            keep,
+        })
+    }
+
+    /// The whole piece with the span replaced by what `take` (a generated window) plays there.
+    fn with_take(&self, take: &Roll) -> Vec<Note> {
+        let new: Vec<Note> = take
+            .notes()
+            .into_iter()
+            .map(|n| Note {
+                start: n.start + self.window_start,
+                end: n.end + self.window_start,
+                ..n
+            })
+            .collect();
+        splice(&self.notes, &new, self.span.clone())
+    }
+}
+
+/// The first step of the model window that holds `span`: a bar start, with the span as near
+/// its middle as the piece allows (more of the music around it to fit), inside the piece where
+/// the piece is long enough.
+fn window_around(bar_starts: &[u32], span: &Range<u32>, steps: u32) -> u32 {
+    let window = WINDOW_STEPS as u32;
+    let margin = (window - span.len() as u32) / 2;
+    let ideal = span
+        .start
+        .saturating_sub(margin)
+        .min(steps.saturating_sub(window));
+    let fits = |b: u32| b <= span.start && b + window >= span.end;
+    bar_starts
+        .iter()
+        .copied()
+        .filter(|&b| b <= ideal && fits(b))
+        .max()
+        .or_else(|| bar_starts.iter().copied().find(|&b| fits(b)))
+        .unwrap_or(span.start)
+}
+
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
+    // The piece to rework is read first: a wrong file or bar is told before the model loads.
+    let rework = match (&args.inpaint, args.bars) {
+        (Some(path), Some(bars)) => Some(Rework::load(path, bars)?),
+        _ => None,
+    };
     let chosen = args.device.choose()?;
     let model_dir = crate::model::catalog::resolve(&args.model)?;
     let pipeline = Pipeline::load(&model_dir, &chosen.device)?;
@@ -85,7 +233,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         key: args.key,
     };
     let started = Instant::now();
-    let generated = pipeline.generate(&request, None, None)?;
+    let generated = match &rework {
+        Some(r) => pipeline.inpaint(&request, &r.window, &r.keep, None, None)?,
+        None => pipeline.generate(&request, None, None)?,
+    };
     let secs = started.elapsed().as_secs_f64();
     std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
     for (i, (mut roll, fixed)) in generated
@@ -95,6 +246,39 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         .enumerate()
     {
         let style = roll.style.unwrap_or(Style::Folk);
+        if let Some(r) = &rework {
+            let stem = format!(
+                "{}-bars-{}-{}-{seed}-{:02}",
+                r.stem,
+                r.bars.first,
+                r.bars.last,
+                i + 1
+            );
+            let notes = r.with_take(&roll);
+            let options = midi::ExportOptions {
+                tempo_bpm: args.tempo.unwrap_or(r.tempo_bpm),
+                program: r.program,
+                track_name: stem.clone(),
+            };
+            let mid = args.out.join(format!("{stem}.mid"));
+            atomic_write(&mid, &midi::write(&notes, &options))
+                .with_context(|| mid.display().to_string())?;
+            if args.png {
+                let png = args.out.join(format!("{stem}.png"));
+                let whole = Roll::from_notes(&notes, r.steps as usize);
+                atomic_write(&png, &render::draw(&whole, &r.bar_starts).to_png())
+                    .with_context(|| png.display().to_string())?;
+            }
+            let new = notes.iter().filter(|n| r.span.contains(&n.start)).count();
+            println!(
+                "{}: {} notes, {new} of them new in bars {}-{}, {style}",
+                mid.display(),
+                notes.len(),
+                r.bars.first,
+                r.bars.last
+            );
+            continue;
+        }
         if args.tempo.is_none() {
             roll.tempo_bpm = style.default_tempo();
         }
@@ -150,4 +334,44 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         args.count, request.sampler, request.steps, request.guidance, secs
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_spans_parse_as_typed() {
+        let span = |first, last| BarSpan { first, last };
+        assert_eq!("5-6".parse::<BarSpan>(), Ok(span(5, 6)));
+        assert_eq!(" 3 - 3 ".parse::<BarSpan>(), Ok(span(3, 3)));
+        assert_eq!("7".parse::<BarSpan>(), Ok(span(7, 7)));
+        for bad in ["", "0-2", "a-b", "3-", "-4", "1-2-3"] {
+            let err = bad.parse::<BarSpan>().unwrap_err();
+            assert!(err.contains("FIRST-LAST"), "{bad}: {err}");
+        }
+        assert!(
+            "6-5"
+                .parse::<BarSpan>()
+                .unwrap_err()
+                .contains("after the last")
+        );
+    }
+
+    #[test]
+    fn the_window_holds_the_span_near_its_middle_inside_the_piece() {
+        let bars = |n: u32, per: u32| (0..n).map(|b| b * per).collect::<Vec<u32>>();
+        // 32 bars of 4/4: bars 15-16 sit in the middle of bars 12-19.
+        assert_eq!(window_around(&bars(32, 16), &(224..256), 512), 176);
+        // Near the start and the end the window stays inside the piece.
+        assert_eq!(window_around(&bars(32, 16), &(16..32), 512), 0);
+        assert_eq!(window_around(&bars(32, 16), &(480..512), 512), 384);
+        // A piece shorter than the window starts it at its first bar.
+        assert_eq!(window_around(&bars(4, 16), &(16..48), 64), 0);
+        // 3/4: a bar start, and the whole span inside.
+        let w = window_around(&bars(40, 12), &(240..288), 480);
+        assert!(w.is_multiple_of(12) && w <= 240 && w + 128 >= 288, "{w}");
+        // Eight whole bars: the window is exactly them.
+        assert_eq!(window_around(&bars(32, 16), &(64..192), 512), 64);
+    }
 }

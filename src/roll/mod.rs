@@ -203,6 +203,28 @@ pub struct Roll {
     pub program: u8,
 }
 
+/// `kept` with the steps `span` replaced by what `new` plays there: a kept note that sounds
+/// into the span ends where it starts, kept notes starting in it are gone, and a new note
+/// still sounding at its end is cut there. Velocities stay as given. Sorted like
+/// [`Roll::notes`].
+pub fn splice(kept: &[Note], new: &[Note], span: std::ops::Range<u32>) -> Vec<Note> {
+    let before = kept.iter().filter(|n| n.start < span.start).map(|n| Note {
+        end: n.end.min(span.start),
+        ..*n
+    });
+    let after = kept.iter().filter(|n| n.start >= span.end).copied();
+    let inside = new
+        .iter()
+        .filter(|n| span.contains(&n.start))
+        .map(|n| Note {
+            end: n.end.min(span.end),
+            ..*n
+        });
+    let mut notes: Vec<Note> = before.chain(inside).chain(after).collect();
+    notes.sort_unstable();
+    notes
+}
+
 /// [`Roll::polyphony`] from the notes sounding at each step ([`Roll::sounding_per_step`]).
 pub fn polyphony(per_step: &[usize]) -> f64 {
     let (sum, active) = per_step
@@ -682,6 +704,35 @@ mod tests {
 
     fn n(pitch: u8, start: u32, end: u32) -> Note {
         Note::new(pitch, start, end, DEFAULT_VELOCITY)
+    }
+
+    #[test]
+    fn splice_replaces_only_the_span() {
+        let kept = [
+            Note::new(60, 0, 20, 100), // sounds into the span: ends at its start
+            Note::new(62, 4, 8, 90),   // before: kept as it is
+            Note::new(64, 16, 24, 70), // starts inside: gone
+            Note::new(65, 32, 40, 60), // starts at the span's end: kept
+        ];
+        let new = [
+            Note::new(67, 0, 8, 80),   // before the span: not taken
+            Note::new(69, 16, 40, 80), // inside, sounds past the end: cut there
+            Note::new(71, 20, 24, 80),
+        ];
+        assert_eq!(
+            splice(&kept, &new, 16..32),
+            vec![
+                Note::new(62, 4, 8, 90),
+                Note::new(60, 0, 16, 100),
+                Note::new(69, 16, 32, 80),
+                Note::new(71, 20, 24, 80),
+                Note::new(65, 32, 40, 60),
+            ]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+        );
     }
 
     #[test]
