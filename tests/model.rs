@@ -1057,7 +1057,7 @@ fn the_shipped_card_saves_as_it_reads() {
 }
 
 /// `generate --inpaint FILE --bars A-B`: a new take on those bars, the rest of the piece as
-/// written (read back with midly directly, not through diffroll's reader); clear errors for
+/// written (read back with midi-msg, a parser diffroll does not use); clear errors for
 /// bars the file does not have.
 #[test]
 fn inpainting_a_file_replaces_only_the_bars_asked_for() {
@@ -1100,33 +1100,35 @@ fn inpainting_a_file_replaces_only_the_bars_asked_for() {
     }
     // (pitch, start step, end step, velocity) of every note, read with midly.
     let notes_of = |bytes: &[u8]| {
-        let smf = midly::Smf::parse(bytes).unwrap();
-        let midly::Timing::Metrical(tpq) = smf.header.timing else {
+        use midi_msg::{ChannelVoiceMsg, Division, MidiFile, MidiMsg};
+        let file = MidiFile::from_midi(bytes).expect("midi-msg reads the file");
+        let Division::TicksPerQuarterNote(tpq) = file.header.division else {
             panic!("metrical timing expected")
         };
-        let per_step = u64::from(tpq.as_int()) / 4;
+        let per_step = u64::from(tpq) / 4;
         let mut notes = Vec::new();
-        for track in &smf.tracks {
+        for track in &file.tracks {
             let (mut t, mut open) = (0u64, std::collections::HashMap::new());
-            for event in track {
-                t += u64::from(event.delta.as_int());
-                if let midly::TrackEventKind::Midi { message, .. } = event.kind {
-                    match message {
-                        midly::MidiMessage::NoteOn { key, vel } if vel > 0 => {
-                            open.insert(key.as_int(), (t, vel.as_int()));
-                        }
-                        midly::MidiMessage::NoteOff { key, .. }
-                        | midly::MidiMessage::NoteOn { key, .. } => {
-                            let (start, vel) = open.remove(&key.as_int()).unwrap();
-                            notes.push((
-                                key.as_int(),
-                                (start / per_step) as u32,
-                                (t / per_step) as u32,
-                                vel,
-                            ));
-                        }
-                        _ => {}
+            for event in track.events() {
+                t += u64::from(event.delta_time);
+                let MidiMsg::ChannelVoice { msg, .. } = &event.event else {
+                    continue;
+                };
+                match *msg {
+                    ChannelVoiceMsg::NoteOn { note, velocity } if velocity > 0 => {
+                        open.insert(note, (t, velocity));
                     }
+                    ChannelVoiceMsg::NoteOff { note, .. }
+                    | ChannelVoiceMsg::NoteOn { note, .. } => {
+                        let (start, velocity) = open.remove(&note).expect("a note-off ends a note");
+                        notes.push((
+                            note,
+                            (start / per_step) as u32,
+                            (t / per_step) as u32,
+                            velocity,
+                        ));
+                    }
+                    _ => {}
                 }
             }
         }
