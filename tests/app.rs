@@ -195,6 +195,70 @@ fn generate_shows_steps_then_a_roll_and_export_writes_the_same_notes() {
 }
 
 #[test]
+fn regenerate_bars_gives_new_takes_on_those_bars_and_keeps_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny::model_folder(&model);
+    let mut h = harness_with(&model, &tmp.path().join("x.mid"), |s| {
+        s.steps = 4;
+        s.variations = 2;
+    });
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    assert!(is_disabled(&h, "Regenerate bars"), "no take to rework yet");
+    h.get_by_label("Generate").click();
+    step_until(&mut h, "first take", |a| {
+        !a.is_generating() && a.history.len() == 1
+    });
+    assert!(!is_disabled(&h, "Regenerate bars"));
+    h.state_mut().as_mut().unwrap().rework_bars = (4, 3);
+    // The second variation is on screen: that is the one reworked.
+    h.state_mut().as_mut().unwrap().select(0, 1);
+    h.get_by_label("Regenerate bars").click();
+    step_until(&mut h, "reworked take", |a| {
+        !a.is_generating() && a.history.len() == 2
+    });
+    let a = app(&h);
+    assert_eq!(a.rework_bars, (3, 4), "bars put in order");
+    let before = a.history[0].rolls[1].clone();
+    let takes = &a.history[1].rolls;
+    assert_eq!(takes.len(), 2);
+    let span = 32u32..64;
+    let around = |roll: &diffroll::roll::Roll| -> Vec<(u8, u32, u32)> {
+        let mut notes: Vec<_> = roll
+            .notes()
+            .iter()
+            .filter(|n| !span.contains(&n.start))
+            .map(|n| {
+                let end = if n.start < span.start {
+                    n.end.min(span.start)
+                } else {
+                    n.end
+                };
+                (n.pitch, n.start, end)
+            })
+            .collect();
+        notes.sort_unstable();
+        notes
+    };
+    for take in takes {
+        assert_eq!(take.style, before.style, "the take's style is kept");
+        assert_eq!(
+            around(take),
+            around(&before),
+            "bars 1-2 and 5-8 as they were"
+        );
+        assert!(
+            take.notes()
+                .iter()
+                .all(|n| !span.contains(&n.start) || n.end <= span.end),
+            "new notes end by the end of bar 4"
+        );
+    }
+}
+
+#[test]
 fn clean_up_rounds_run_after_the_main_pass_and_are_shown_too() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");

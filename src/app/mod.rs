@@ -23,7 +23,7 @@ use crate::device::DeviceRequest;
 use crate::fsutil::atomic_write;
 use crate::model::catalog::{self, ModelEntry};
 use crate::model::{GenerateRequest, Guidance, KeyChoice, Refine, Restart, SamplerKind};
-use crate::roll::{DEFAULT_TEMPO_BPM, Roll, STEPS_PER_BEAT, Style};
+use crate::roll::{DEFAULT_TEMPO_BPM, Roll, STEPS_PER_BAR, STEPS_PER_BEAT, Style, WINDOW_BARS};
 use playback::{Output, Playback, Status};
 use roll_view::{RollImage, RollView};
 use worker::{Command, Event, Worker};
@@ -273,6 +273,8 @@ pub struct DiffrollApp {
     pub finetune: finetune_panel::FinetunePanel,
     /// A saved model being renamed: (old name, name being typed).
     renaming: Option<(String, String)>,
+    /// First and last bar (1-8) that Regenerate bars writes anew.
+    pub rework_bars: (usize, usize),
     /// A saved model whose Delete was clicked once.
     confirm_delete: Option<String>,
     soundfonts: Vec<PathBuf>,
@@ -334,6 +336,7 @@ impl DiffrollApp {
             background: channel(),
             finetune: Default::default(),
             renaming: None,
+            rework_bars: (5, 6),
             confirm_delete: None,
             soundfonts: crate::audio::find_soundfonts(),
             midi_ports: Vec::new(),
@@ -392,21 +395,56 @@ impl DiffrollApp {
         if !self.can_generate() {
             return;
         }
+        let request = self.request(self.settings.style);
+        self.start(request, Command::Generate);
+    }
+
+    /// New takes on bars `rework_bars` of the take on screen, in its style; the rest of it
+    /// stays as it is.
+    pub fn rework(&mut self) {
+        if !self.can_generate() {
+            return;
+        }
+        let Some(roll) = self.selected_roll().cloned() else {
+            return;
+        };
+        let (a, b) = self.rework_bars;
+        let first = a.min(b).clamp(1, WINDOW_BARS);
+        let last = a.max(b).clamp(1, WINDOW_BARS);
+        self.rework_bars = (first, last);
+        let request = self.request(roll.style.or(self.settings.style));
+        let span = (first - 1) * STEPS_PER_BAR..last * STEPS_PER_BAR;
+        self.start(request, |request| Command::Rework {
+            request,
+            roll,
+            span,
+        });
+    }
+
+    /// The request the settings make, in `style`, with a fresh seed unless it is locked.
+    fn request(&mut self, style: Option<Style>) -> GenerateRequest {
         if !self.settings.lock_seed {
             self.settings.seed = fresh_seed(self.settings.seed);
         }
-        let request = GenerateRequest {
+        GenerateRequest {
             count: self.settings.variations.clamp(1, 8),
             seed: self.settings.seed,
             steps: self.settings.steps.clamp(1, 1000),
             sampler: self.settings.sampler,
-            style: self.settings.style,
+            style,
             guidance: self.settings.guidance(),
-            tempo_bpm: self.tempo_for(self.settings.style),
+            tempo_bpm: self.tempo_for(style),
             restart: Some(self.settings.restart).filter(|r| r.rounds > 0),
             refine: self.settings.refine,
             key: self.settings.key,
-        };
+        }
+    }
+
+    fn start(
+        &mut self,
+        request: GenerateRequest,
+        command: impl FnOnce(GenerateRequest) -> Command,
+    ) {
         self.previews_seen = 0;
         self.progress = Some(Progress {
             step: 0,
@@ -415,7 +453,7 @@ impl DiffrollApp {
             cancelling: false,
             refining: request.refine.is_some(),
         });
-        self.worker.send(Command::Generate(request));
+        self.worker.send(command(request));
     }
 
     pub fn cancel(&mut self) {

@@ -42,6 +42,24 @@ pub fn top_bar(app: &mut DiffrollApp, ui: &mut Ui) {
                 );
             }
             ui.separator();
+            let can_rework = app.can_generate() && app.selected_roll().is_some();
+            ui.add_enabled_ui(can_rework, |ui| {
+                if ui
+                    .button("Regenerate bars")
+                    .on_hover_text("New takes on these bars of the take on screen; the rest stays")
+                    .clicked()
+                {
+                    app.rework();
+                }
+                let bars = 1..=crate::roll::WINDOW_BARS;
+                let from = ui.label("from");
+                ui.add(egui::DragValue::new(&mut app.rework_bars.0).range(bars.clone()))
+                    .labelled_by(from.id);
+                let to = ui.label("to");
+                ui.add(egui::DragValue::new(&mut app.rework_bars.1).range(bars))
+                    .labelled_by(to.id);
+            });
+            ui.separator();
             let has_roll = app.selected_roll().is_some() && !app.is_generating();
             let label = if app.is_playing() { "Stop" } else { "Play" };
             if ui

@@ -24,6 +24,12 @@ pub enum Command {
         device: DeviceRequest,
     },
     Generate(GenerateRequest),
+    /// New takes on the steps `span` of `roll` (an 8-bar take), the rest of it kept.
+    Rework {
+        request: GenerateRequest,
+        roll: Roll,
+        span: std::ops::Range<usize>,
+    },
     /// Fine-tune the model in `base` on `intake` and save it as `name`.
     Finetune {
         base: PathBuf,
@@ -131,7 +137,10 @@ impl Worker {
     }
 
     pub fn send(&self, command: Command) {
-        if matches!(command, Command::Generate(_) | Command::Finetune { .. }) {
+        if matches!(
+            command,
+            Command::Generate(_) | Command::Rework { .. } | Command::Finetune { .. }
+        ) {
             self.cancel.store(false, Ordering::Release);
         }
         if let Some(tx) = &self.commands {
@@ -217,34 +226,19 @@ fn serve(inbox: &Receiver<Command>, cancel: &AtomicBool, send: &dyn Fn(Event)) {
                 }
             },
             Command::Generate(request) => {
-                let Some((p, _)) = &pipeline else {
-                    send(Event::Failed("no model loaded".into()));
-                    continue;
-                };
-                let started = Instant::now();
-                let mut after_cancel = 0;
-                let mut on_step = |e: crate::model::StepEvent<'_>| {
-                    if cancel.load(Ordering::Acquire) {
-                        after_cancel += 1;
-                    }
-                    send(Event::Step {
-                        step: e.step,
-                        total: e.total,
-                        preview: e.preview.to_vec(),
-                    });
-                };
-                match p.generate(&request, Some(cancel), Some(&mut on_step)) {
-                    Ok(generated) => send(Event::Done {
-                        request,
-                        rolls: generated.rolls,
-                        seconds: started.elapsed().as_secs_f64(),
-                    }),
-                    Err(ModelError::Cancelled) => send(Event::Cancelled {
-                        steps_after_cancel: after_cancel,
-                    }),
-                    Err(e) => send(Event::Failed(e.to_string())),
-                }
+                generate(pipeline.as_ref(), request, None, cancel, send);
             }
+            Command::Rework {
+                request,
+                roll,
+                span,
+            } => generate(
+                pipeline.as_ref(),
+                request,
+                Some((&roll, span)),
+                cancel,
+                send,
+            ),
             Command::Finetune {
                 base,
                 intake,
@@ -260,6 +254,48 @@ fn serve(inbox: &Receiver<Command>, cancel: &AtomicBool, send: &dyn Fn(Event)) {
                 send,
             )),
         }
+    }
+}
+
+/// Generates on the model thread (a rework of `rework`'s steps when given), sending every
+/// denoising step and then the takes.
+fn generate(
+    pipeline: Option<&(Pipeline, String)>,
+    request: GenerateRequest,
+    rework: Option<(&Roll, std::ops::Range<usize>)>,
+    cancel: &AtomicBool,
+    send: &dyn Fn(Event),
+) {
+    let Some((p, _)) = pipeline else {
+        send(Event::Failed("no model loaded".into()));
+        return;
+    };
+    let started = Instant::now();
+    let mut after_cancel = 0;
+    let mut on_step = |e: crate::model::StepEvent<'_>| {
+        if cancel.load(Ordering::Acquire) {
+            after_cancel += 1;
+        }
+        send(Event::Step {
+            step: e.step,
+            total: e.total,
+            preview: e.preview.to_vec(),
+        });
+    };
+    let generated = match rework {
+        Some((roll, span)) => p.rework(&request, roll, span, Some(cancel), Some(&mut on_step)),
+        None => p.generate(&request, Some(cancel), Some(&mut on_step)),
+    };
+    match generated {
+        Ok(generated) => send(Event::Done {
+            request,
+            rolls: generated.rolls,
+            seconds: started.elapsed().as_secs_f64(),
+        }),
+        Err(ModelError::Cancelled) => send(Event::Cancelled {
+            steps_after_cancel: after_cancel,
+        }),
+        Err(e) => send(Event::Failed(e.to_string())),
     }
 }
 

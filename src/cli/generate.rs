@@ -113,8 +113,6 @@ struct Rework {
     /// First step of the model window (8 bars of 4/4) that holds the span.
     window_start: u32,
     window: Roll,
-    /// Per window step: true where the piece's own music is kept.
-    keep: Vec<bool>,
 }
 
 impl Rework {
@@ -147,9 +145,6 @@ impl Rework {
             span.len()
         );
         let window_start = window_around(&bar_starts, &span, song.steps);
-        let keep = (window_start..window_start + window)
-            .map(|t| !span.contains(&t))
-            .collect();
         let roll = song.to_roll().window(window_start as usize, WINDOW_STEPS);
         let stem = path
             .file_stem()
@@ -165,8 +160,12 @@ impl Rework {
             span,
             window_start,
             window: roll,
-            keep,
         })
+    }
+
+    /// The span's steps within the model window.
+    fn span_in_window(&self) -> Range<usize> {
+        (self.span.start - self.window_start) as usize..(self.span.end - self.window_start) as usize
     }
 
     /// The whole piece with the span replaced by what `take` (a generated window) plays there.
@@ -234,7 +233,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let generated = match &rework {
-        Some(r) => pipeline.inpaint(&request, &r.window, &r.keep, None, None)?,
+        Some(r) => pipeline.rework(&request, &r.window, r.span_in_window(), None, None)?,
         None => pipeline.generate(&request, None, None)?,
     };
     let secs = started.elapsed().as_secs_f64();

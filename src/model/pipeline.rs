@@ -1,6 +1,7 @@
 //! Generation from a model folder: noise → sampler over the UNet (with classifier-free
 //! guidance on the style) → latent → decoder → rolls. The CLI and the app both call this.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -14,7 +15,9 @@ use super::sampler::{self, Restart, SampleOptions, SamplerKind};
 use super::store::{AUTOENCODER_FILE, ModelCard, ModelError, UNET_FILE, load_weights};
 use super::validity::{self, Refine};
 use super::{Autoencoder, Decoding, Guidance, Schedule, UNet, logits_to_rolls};
-use crate::roll::{KEY_NAMES, PITCHES, Roll, SHIFTS, Style, Validity, WINDOW_STEPS, parse_key};
+use crate::roll::{
+    KEY_NAMES, PITCHES, Roll, SHIFTS, Style, Validity, WINDOW_STEPS, parse_key, splice,
+};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -252,6 +255,32 @@ impl Pipeline {
             &self.device,
         );
         self.run(request, Some((clean, mask)), cancel, on_step)
+    }
+
+    /// New takes on the steps `span` of `roll` (one 8-bar window) that fit the music around
+    /// them, which every take keeps note for note: [`Pipeline::inpaint`] with `span` masked,
+    /// then each take's notes in `span` put into the roll's own ([`splice`]). The takes keep
+    /// the roll's key; their style is the request's.
+    pub fn rework(
+        &self,
+        request: &GenerateRequest,
+        roll: &Roll,
+        span: Range<usize>,
+        cancel: Option<&AtomicBool>,
+        on_step: Option<&mut dyn FnMut(StepEvent<'_>)>,
+    ) -> Result<Generated, ModelError> {
+        let keep: Vec<bool> = (0..WINDOW_STEPS).map(|t| !span.contains(&t)).collect();
+        let mut generated = self.inpaint(request, roll, &keep, cancel, on_step)?;
+        let own = roll.notes();
+        let span = span.start as u32..span.end as u32;
+        for take in &mut generated.rolls {
+            let notes = splice(&own, &take.notes(), span.clone());
+            let mut spliced = Roll::from_notes(&notes, WINDOW_STEPS);
+            (spliced.style, spliced.tempo_bpm, spliced.program) =
+                (take.style, take.tempo_bpm, take.program);
+            *take = spliced;
+        }
+        Ok(generated)
     }
 
     /// The model's one-step estimate of `rolls` after noising their latents to training step
