@@ -99,6 +99,17 @@ impl std::str::FromStr for BarSpan {
     }
 }
 
+impl std::fmt::Display for BarSpan {
+    /// `bar 5` or `bars 5-6`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.first == self.last {
+            write!(f, "bar {}", self.first)
+        } else {
+            write!(f, "bars {}-{}", self.first, self.last)
+        }
+    }
+}
+
 /// A piece to rework: its notes, the steps to generate anew, and the model window around them.
 struct Rework {
     stem: String,
@@ -247,10 +258,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         let style = roll.style.unwrap_or(Style::Folk);
         if let Some(r) = &rework {
             let stem = format!(
-                "{}-bars-{}-{}-{seed}-{:02}",
+                "{}-{}-{seed}-{:02}",
                 r.stem,
-                r.bars.first,
-                r.bars.last,
+                r.bars.to_string().replace(' ', "-"),
                 i + 1
             );
             let notes = r.with_take(&roll);
@@ -270,11 +280,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             }
             let new = notes.iter().filter(|n| r.span.contains(&n.start)).count();
             println!(
-                "{}: {} notes, {new} of them new in bars {}-{}, {style}",
+                "{}: {} notes, {new} of them new in {}, {style}",
                 mid.display(),
                 notes.len(),
-                r.bars.first,
-                r.bars.last
+                r.bars
             );
             continue;
         }
@@ -345,6 +354,10 @@ mod tests {
         assert_eq!("5-6".parse::<BarSpan>(), Ok(span(5, 6)));
         assert_eq!(" 3 - 3 ".parse::<BarSpan>(), Ok(span(3, 3)));
         assert_eq!("7".parse::<BarSpan>(), Ok(span(7, 7)));
+        assert_eq!(
+            (span(7, 7).to_string(), span(5, 6).to_string()),
+            ("bar 7".into(), "bars 5-6".into())
+        );
         for bad in ["", "0-2", "a-b", "3-", "-4", "1-2-3"] {
             let err = bad.parse::<BarSpan>().unwrap_err();
             assert!(err.contains("FIRST-LAST"), "{bad}: {err}");
