@@ -16,6 +16,7 @@ use diffroll::train::decoder::{self, DecoderRun, DecoderTraining};
 use diffroll::train::diffusion::{self, DiffusionRun, DiffusionTraining};
 use diffroll::train::run::{Control, Outcome};
 
+mod common;
 mod tiny;
 
 fn fixtures() -> PathBuf {
@@ -1098,50 +1099,14 @@ fn inpainting_a_file_replaces_only_the_bars_asked_for() {
             String::from_utf8_lossy(&done.stderr)
         );
     }
-    // (pitch, start step, end step, velocity) of every note, read with midly.
-    let notes_of = |bytes: &[u8]| {
-        use midi_msg::{ChannelVoiceMsg, Division, MidiFile, MidiMsg};
-        let file = MidiFile::from_midi(bytes).expect("midi-msg reads the file");
-        let Division::TicksPerQuarterNote(tpq) = file.header.division else {
-            panic!("metrical timing expected")
-        };
-        let per_step = u64::from(tpq) / 4;
-        let mut notes = Vec::new();
-        for track in &file.tracks {
-            let (mut t, mut open) = (0u64, std::collections::HashMap::new());
-            for event in track.events() {
-                t += u64::from(event.delta_time);
-                let MidiMsg::ChannelVoice { msg, .. } = &event.event else {
-                    continue;
-                };
-                match *msg {
-                    ChannelVoiceMsg::NoteOn { note, velocity } if velocity > 0 => {
-                        open.insert(note, (t, velocity));
-                    }
-                    ChannelVoiceMsg::NoteOff { note, .. }
-                    | ChannelVoiceMsg::NoteOn { note, .. } => {
-                        let (start, velocity) = open.remove(&note).expect("a note-off ends a note");
-                        notes.push((
-                            note,
-                            (start / per_step) as u32,
-                            (t / per_step) as u32,
-                            velocity,
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        notes.sort_unstable();
-        notes
-    };
+    let notes_of = |bytes: &[u8]| common::independent_notes(bytes).0;
     let stem = "essenFolksong__boehme10_004-bars-3-4-5";
     let original: Vec<_> = song
         .notes
         .iter()
         .map(|n| (n.pitch, n.start, n.end, n.velocity))
         .collect();
-    let inside = |notes: &[(u8, u32, u32, u8)]| -> Vec<(u8, u32, u32, u8)> {
+    let inside = |notes: &[common::FileNote]| -> Vec<common::FileNote> {
         notes
             .iter()
             .filter(|n| span.contains(&n.1))

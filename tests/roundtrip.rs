@@ -16,37 +16,11 @@ fn keys(notes: &[Note]) -> Vec<Key> {
     notes.iter().map(Note::key).collect()
 }
 
-/// Notes of a file as midi-msg (a parser that shares no code with midly) sees them, in steps.
+/// Notes of a file as midi-msg sees them ([`common::independent_notes`]), without velocity,
+/// sorted by start, pitch, end.
 fn independent_notes(bytes: &[u8]) -> (Vec<Key>, MidiFile) {
-    let file = MidiFile::from_midi(bytes).expect("midi-msg parses our output");
-    let Division::TicksPerQuarterNote(tpq) = file.header.division else {
-        panic!("we write metrical timing")
-    };
-    let ticks_per_step = u32::from(tpq) / 4;
-    let mut notes = BTreeSet::new();
-    for track in &file.tracks {
-        let mut tick = 0u32;
-        let mut on: std::collections::HashMap<u8, u32> = Default::default();
-        for ev in track.events() {
-            tick += ev.delta_time;
-            if let MidiMsg::ChannelVoice { msg, .. } = &ev.event {
-                match *msg {
-                    ChannelVoiceMsg::NoteOn { note, velocity } if velocity > 0 => {
-                        assert!(on.insert(note, tick).is_none(), "note {note} struck twice");
-                    }
-                    ChannelVoiceMsg::NoteOn { note, .. }
-                    | ChannelVoiceMsg::NoteOff { note, .. } => {
-                        let start = on.remove(&note).expect("note-off after note-on");
-                        assert_eq!(start % ticks_per_step, 0);
-                        assert_eq!(tick % ticks_per_step, 0);
-                        notes.insert((note, start / ticks_per_step, tick / ticks_per_step));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        assert!(on.is_empty(), "notes left hanging");
-    }
+    let (notes, file) = common::independent_notes(bytes);
+    let notes: BTreeSet<Key> = notes.into_iter().map(|(p, s, e, _)| (p, s, e)).collect();
     let mut keys: Vec<Key> = notes.into_iter().collect();
     keys.sort_by_key(|&(p, s, e)| (s, p, e));
     (keys, file)

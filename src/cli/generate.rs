@@ -138,21 +138,16 @@ impl Rework {
         let count = bar_starts.len();
         anyhow::ensure!(
             bars.last <= count,
-            "{} has {count} bars; --bars {}-{} asks for bar {}",
-            super::shown(path),
-            bars.first,
-            bars.last,
-            bars.last
+            "{} has {count} bars; --bars asks for {bars}",
+            super::shown(path)
         );
         let span =
             bar_starts[bars.first - 1]..bar_starts.get(bars.last).copied().unwrap_or(song.steps);
         let window = WINDOW_STEPS as u32;
         anyhow::ensure!(
             span.len() <= WINDOW_STEPS,
-            "--bars {}-{} spans {} sixteenths; the model writes at most {window} (8 bars of 4/4) \
-             at once",
-            bars.first,
-            bars.last,
+            "{bars} span {} sixteenths; the model writes at most {window} (8 bars of 4/4) at \
+             once",
             span.len()
         );
         let window_start = window_around(&bar_starts, &span, song.steps);

@@ -721,17 +721,13 @@ mod tests {
         ];
         assert_eq!(
             splice(&kept, &new, 16..32),
-            vec![
-                Note::new(62, 4, 8, 90),
+            [
                 Note::new(60, 0, 16, 100),
+                Note::new(62, 4, 8, 90),
                 Note::new(69, 16, 32, 80),
                 Note::new(71, 20, 24, 80),
                 Note::new(65, 32, 40, 60),
             ]
-            .into_iter()
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>()
         );
     }
 

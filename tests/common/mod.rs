@@ -140,3 +140,49 @@ pub fn autocorrelation_hz(x: &[f32], sample_rate: u32) -> f64 {
     let shift = 0.5 * (y0 - y2) / (y0 - 2.0 * y1 + y2);
     f64::from(sample_rate) / ((min_lag + i) as f64 + shift)
 }
+
+/// A note as a file holds it: (pitch, start step, end step, velocity).
+pub type FileNote = (u8, u32, u32, u8);
+
+/// The notes of a MIDI file as midi-msg (a parser that shares no code with midly, which
+/// diffroll reads and writes with) sees them, in sixteenth-note steps, sorted; and the file.
+pub fn independent_notes(bytes: &[u8]) -> (Vec<FileNote>, midi_msg::MidiFile) {
+    use midi_msg::{ChannelVoiceMsg, Division, MidiFile, MidiMsg};
+    let file = MidiFile::from_midi(bytes).expect("midi-msg parses our output");
+    let Division::TicksPerQuarterNote(tpq) = file.header.division else {
+        panic!("we write metrical timing")
+    };
+    let ticks_per_step = u32::from(tpq) / 4;
+    let mut notes = Vec::new();
+    for track in &file.tracks {
+        let mut tick = 0u32;
+        let mut on: std::collections::HashMap<u8, (u32, u8)> = Default::default();
+        for ev in track.events() {
+            tick += ev.delta_time;
+            if let MidiMsg::ChannelVoice { msg, .. } = &ev.event {
+                match *msg {
+                    ChannelVoiceMsg::NoteOn { note, velocity } if velocity > 0 => {
+                        let struck = on.insert(note, (tick, velocity));
+                        assert!(struck.is_none(), "note {note} struck twice");
+                    }
+                    ChannelVoiceMsg::NoteOn { note, .. }
+                    | ChannelVoiceMsg::NoteOff { note, .. } => {
+                        let (start, velocity) = on.remove(&note).expect("note-off after note-on");
+                        assert_eq!(start % ticks_per_step, 0);
+                        assert_eq!(tick % ticks_per_step, 0);
+                        notes.push((
+                            note,
+                            start / ticks_per_step,
+                            tick / ticks_per_step,
+                            velocity,
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert!(on.is_empty(), "notes left hanging");
+    }
+    notes.sort_unstable();
+    (notes, file)
+}
