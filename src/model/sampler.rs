@@ -27,8 +27,8 @@ impl<F: Fn(Tensor<4>, usize) -> Tensor<4>> Denoiser for F {
 pub enum SamplerKind {
     /// DDIM; `eta` 0 is deterministic, 1 is DDPM-like ancestral sampling.
     Ddim { eta: f32 },
-    /// DPM-Solver++(2M): second order, multistep, data prediction. Cards before session 20
-    /// spelled it as serde's kebab case does.
+    /// DPM-Solver++(2M): second order, multistep, data prediction. Cards written before
+    /// 2026-11-28 spelled it as serde's kebab case does.
     #[serde(rename = "dpm-solver++", alias = "dpm-solver-p-p")]
     DpmSolverPP,
 }
@@ -95,7 +95,8 @@ pub struct SampleOptions<'a> {
 /// after the main pass, the clean sample is noised back to timestep `t` and denoised again in
 /// `steps` steps, `rounds` times. Each round's fresh noise shrinks the errors the solver has
 /// accumulated, which an undertrained denoiser leaves as detail off the data manifold (in
-/// our rolls: sustain with no onset, one-step fragments); see the README for the measurement.
+/// our rolls: sustain with no onset, one-step fragments); docs/experiments.md has the
+/// measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Restart {
     pub t: usize,

@@ -106,8 +106,8 @@ pub struct Refine {
 }
 
 impl Refine {
-    /// Measured on the base model (README, `eval --refine`): notes without an onset 22 % ->
-    /// 0.1 % at 20 decoder passes (about 0.4 s for 8 bars on 2 CPU cores).
+    /// Measured on the base model (docs/experiments.md, `eval --refine`): notes without an
+    /// onset 22 % -> 0.1 % at 20 decoder passes (about 0.4 s for 8 bars on 2 CPU cores).
     pub const RECOMMENDED: Refine = Refine {
         steps: 20,
         rate: 0.1,

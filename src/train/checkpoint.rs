@@ -47,7 +47,7 @@ pub struct TrainState {
     pub model_config: serde_json::Value,
     /// Training settings, as JSON.
     pub training_config: serde_json::Value,
-    /// Wall-clock seconds of training so far, over all sessions.
+    /// Wall-clock seconds of training so far, over every run and resume.
     pub elapsed_secs: f64,
     /// Global latent scale of diffusion runs started before per-channel statistics.
     #[serde(default)]

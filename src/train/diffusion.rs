@@ -51,7 +51,7 @@ pub struct DiffusionTraining {
     pub seed: u64,
     /// Normalise each latent channel on its own (mean and spread) instead of scaling all by
     /// one factor. Not the default: a 1860-step GPU run with it was no better than the
-    /// shipped model at a similar point (see the README).
+    /// shipped model at a similar point (see docs/experiments.md).
     #[config(default = false)]
     pub per_channel_latents: bool,
     /// Share of samples drawn from each style (chorale, polyphony, classical, folk); `None`

@@ -49,7 +49,7 @@ pub struct Progress {
 pub struct Control<'a> {
     /// Raised by Ctrl-C or the app's Cancel: the loop checkpoints and returns.
     pub stop: &'a AtomicBool,
-    /// Stop (with a checkpoint) after this much wall time in this session.
+    /// Stop (with a checkpoint) after this much wall time in this run.
     pub time_limit: Option<Duration>,
     pub on_progress: &'a mut dyn FnMut(&Progress),
 }
