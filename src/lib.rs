@@ -10,6 +10,7 @@ pub mod cli;
 pub mod device;
 pub mod eval;
 pub mod fsutil;
+pub mod kernels;
 pub mod midi;
 pub mod model;
 pub mod render;

@@ -8,6 +8,8 @@ use clap::Args;
 use serde::Serialize;
 
 use super::DeviceArgs;
+use crate::kernels;
+use crate::model::layers::ConvApply;
 use crate::model::{
     AutoencoderConfig, GenerateRequest, KeyChoice, ModelCard, Pipeline, SamplerKind, UNetConfig,
     init_seeded,
@@ -49,6 +51,69 @@ struct Report {
     refine_ms: Option<f64>,
     end_to_end_ms: f64,
     end_to_end_steps: usize,
+    /// UNet training (forward, backward, AdamW step) at batch [`TRAIN_BATCH`], with our CPU
+    /// kernels and with burn's own ops, measured in this run.
+    train_samples_per_s: f64,
+    train_samples_per_s_stock: f64,
+    train_speedup: f64,
+    /// The 8 × conv3×3 64→64 + ReLU stack at 32×32 that `ort_conv_bench.py` runs.
+    conv_stack_gflops_b1: f64,
+    conv_stack_gflops_b8: f64,
+    conv_stack_gflops_b1_stock: f64,
+    conv_stack_gflops_b8_stock: f64,
+}
+
+const TRAIN_BATCH: usize = 16;
+
+/// Median samples per second of a UNet training step at batch [`TRAIN_BATCH`] on random
+/// latents: the noising, the v-loss, its backward pass and an AdamW update, as training runs.
+fn train_samples_per_s(
+    config: &UNetConfig,
+    latent: [usize; 3],
+    device: &Device,
+    reps: usize,
+) -> f64 {
+    use burn::optim::{AdamWConfig, GradientsParams};
+    use rand::SeedableRng;
+
+    let ad = device.clone().autodiff();
+    let mut unet = Some(init_seeded(&ad, 0, |d| config.init(d)));
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let schedule = crate::model::Schedule::default();
+    let z0 = crate::model::normal(
+        &mut rng,
+        [TRAIN_BATCH, latent[0], latent[1], latent[2]],
+        device,
+    );
+    let labels: Vec<i64> = (0..TRAIN_BATCH as i64).map(|i| i % 5).collect();
+    let ms = median_ms(reps, device, || {
+        let noised = crate::train::diffusion::noise_batch(z0.clone(), &schedule, &mut rng);
+        let Some(model) = unet.take() else { return };
+        let loss = noised.v_loss(&model, labels.clone(), &ad);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        unet = Some(optim.step(1e-4, model, grads));
+    });
+    TRAIN_BATCH as f64 / (ms / 1000.0)
+}
+
+/// GFLOP/s of the conv stack `ort_conv_bench.py` runs, at batch `batch`.
+fn conv_stack_gflops(batch: usize, device: &Device, reps: usize) -> f64 {
+    let (c, hw) = (64, 32);
+    let convs: Vec<_> = (0..8)
+        .map(|i| init_seeded(device, i, |d| crate::model::layers::conv3(c, c, d)))
+        .collect();
+    let x = Tensor::<4>::zeros([batch, c, hw, hw], device);
+    let ms = median_ms(reps, device, || {
+        let mut h = x.clone();
+        for conv in &convs {
+            h = burn::tensor::activation::relu(conv.apply(h));
+        }
+        let _ = h.into_data();
+    });
+    8.0 * crate::model::layers::conv_flops(3, c, c, hw, hw) as f64 * batch as f64
+        / 1e9
+        / (ms / 1000.0)
 }
 
 fn median_ms(reps: usize, device: &Device, mut f: impl FnMut()) -> f64 {
@@ -148,6 +213,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     });
     let guided = drawn.is_some_and(|s| card.defaults.guidance.guides(&[s]));
+    let train_reps = args.reps.div_ceil(4).max(3);
+    let train = train_samples_per_s(&unet_config, latent, &device, train_reps);
+    let train_stock =
+        kernels::with_stock_ops(|| train_samples_per_s(&unet_config, latent, &device, train_reps));
+    let stack = |batch| conv_stack_gflops(batch, &device, args.reps);
+    let [stack_b1, stack_b8] = [stack(1), stack(8)];
+    let [stack_b1_stock, stack_b8_stock] = kernels::with_stock_ops(|| [stack(1), stack(8)]);
     let unet_flops = unet_config.flops(latent[1], latent[2]);
     let report = Report {
         device: chosen.description.clone(),
@@ -166,6 +238,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         refine_ms,
         end_to_end_ms: e2e_ms,
         end_to_end_steps: steps,
+        train_samples_per_s: train,
+        train_samples_per_s_stock: train_stock,
+        train_speedup: train / train_stock,
+        conv_stack_gflops_b1: stack_b1,
+        conv_stack_gflops_b8: stack_b8,
+        conv_stack_gflops_b1_stock: stack_b1_stock,
+        conv_stack_gflops_b8_stock: stack_b8_stock,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -201,6 +280,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         refining,
         (e2e_ms - sampling - decode_ms - refining).max(0.0),
         card.defaults.guidance
+    );
+    println!(
+        "training          {:.1} samples/s at batch {TRAIN_BATCH} ({:.1} with burn's own convolutions: {:.2}x)",
+        report.train_samples_per_s, report.train_samples_per_s_stock, report.train_speedup
+    );
+    println!(
+        "conv stack        {:.0} GFLOP/s at batch 1, {:.0} at batch 8 (burn's own: {:.0}, {:.0})",
+        stack_b1, stack_b8, stack_b1_stock, stack_b8_stock
     );
     Ok(())
 }

@@ -14,7 +14,9 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{ResBlock, conv_flops, conv3, downsample, norm, res_block_flops, upsample2};
+use super::layers::{
+    ConvApply, NormApply, ResBlock, conv_flops, conv3, downsample, norm, res_block_flops, upsample2,
+};
 
 #[derive(Config, Debug, PartialEq)]
 pub struct AutoencoderConfig {
@@ -185,21 +187,21 @@ fn unfold(x: Tensor<4>, r: usize) -> Tensor<4> {
 impl Autoencoder {
     /// Rolls [B, 2, P, T] in {0, 1} to latents [B, C, P/f, T/f] (unscaled).
     pub fn encode(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.enc_in.forward(fold(x, self.patch));
+        let h = self.enc_in.apply(fold(x, self.patch));
         let mut h = self.enc_first.forward(h, None);
         for (down, block) in self.enc_down.iter().zip(&self.enc_blocks) {
-            h = block.forward(down.forward(silu(h)), None);
+            h = block.forward(down.apply(silu(h)), None);
         }
-        self.enc_out.forward(silu(self.enc_norm.forward(h)))
+        self.enc_out.apply(self.enc_norm.norm_silu(h))
     }
 
     /// Latents to logits of the onset and sustain planes.
     pub fn decode_logits(&self, z: Tensor<4>) -> Tensor<4> {
-        let mut h = self.dec_first.forward(self.dec_in.forward(z), None);
+        let mut h = self.dec_first.forward(self.dec_in.apply(z), None);
         for (up, block) in self.dec_up.iter().zip(&self.dec_blocks) {
-            h = block.forward(up.forward(upsample2(h)), None);
+            h = block.forward(up.apply(upsample2(h)), None);
         }
-        let folded = self.dec_out.forward(silu(self.dec_norm.forward(h)));
+        let folded = self.dec_out.apply(self.dec_norm.norm_silu(h));
         unfold(folded, self.patch)
     }
 }

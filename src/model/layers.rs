@@ -7,6 +7,29 @@ use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
+/// A convolution layer's forward pass through [`crate::kernels`]: our CPU kernels where they
+/// apply, burn's own op otherwise. Same parameters, so saved weights load unchanged.
+pub trait ConvApply {
+    fn apply(&self, x: Tensor<4>) -> Tensor<4>;
+}
+
+impl ConvApply for Conv2d {
+    fn apply(&self, x: Tensor<4>) -> Tensor<4> {
+        crate::kernels::conv2d_layer(self, x)
+    }
+}
+
+/// GroupNorm (and SiLU) through [`crate::kernels`].
+pub trait NormApply {
+    fn norm_silu(&self, x: Tensor<4>) -> Tensor<4>;
+}
+
+impl NormApply for GroupNorm {
+    fn norm_silu(&self, x: Tensor<4>) -> Tensor<4> {
+        crate::kernels::group_norm(self, x, true)
+    }
+}
+
 /// Group count for GroupNorm: 8, or fewer when the channels do not divide.
 fn groups(channels: usize) -> usize {
     (1..=8)
@@ -70,14 +93,14 @@ impl ResBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>, emb: Option<&Tensor<2>>) -> Tensor<4> {
-        let mut h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let mut h = self.conv1.apply(self.norm1.norm_silu(x.clone()));
         if let (Some(layer), Some(e)) = (&self.emb, emb) {
             let [b, c] = [h.dims()[0], h.dims()[1]];
             h = h + layer.forward(silu(e.clone())).reshape([b, c, 1, 1]);
         }
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = self.conv2.apply(self.norm2.norm_silu(h));
         let skip = match &self.skip {
-            Some(conv) => conv.forward(x),
+            Some(conv) => conv.apply(x),
             None => x,
         };
         h + skip
@@ -103,9 +126,7 @@ impl Attention {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
-        let tokens = self
-            .norm
-            .forward(x.clone())
+        let tokens = crate::kernels::group_norm(&self.norm, x.clone(), false)
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
         let out = self.mha.forward(MhaInput::self_attn(tokens)).context;

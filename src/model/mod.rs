@@ -7,7 +7,7 @@ mod autoencoder;
 pub mod catalog;
 mod guidance;
 mod latent;
-mod layers;
+pub(crate) mod layers;
 mod pipeline;
 pub mod sampler;
 pub mod schedule;

@@ -11,8 +11,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::roll::Style;
 
 use super::layers::{
-    Attention, ResBlock, attention_flops, conv_flops, conv3, downsample, norm, res_block_flops,
-    upsample2,
+    Attention, ConvApply, NormApply, ResBlock, attention_flops, conv_flops, conv3, downsample,
+    norm, res_block_flops, upsample2,
 };
 
 #[derive(Config, Debug, PartialEq)]
@@ -294,7 +294,7 @@ impl UNet {
             .reshape([b, self.base * 4]);
         let emb = temb + semb;
 
-        let mut h = self.conv_in.forward(x);
+        let mut h = self.conv_in.apply(x);
         let mut skips = vec![h.clone()];
         for (level, stages) in self.down.iter().enumerate() {
             for stage in stages {
@@ -302,7 +302,7 @@ impl UNet {
                 skips.push(h.clone());
             }
             if let Some(down) = self.downsamplers.get(level) {
-                h = down.forward(h);
+                h = down.apply(h);
                 skips.push(h.clone());
             }
         }
@@ -313,10 +313,10 @@ impl UNet {
                 h = stage.forward(Tensor::cat(vec![h, skip], 1), &emb);
             }
             if let Some(conv) = self.upsamplers.get(i) {
-                h = conv.forward(upsample2(h));
+                h = conv.apply(upsample2(h));
             }
         }
-        self.conv_out.forward(silu(self.norm_out.forward(h)))
+        self.conv_out.apply(self.norm_out.norm_silu(h))
     }
 }
 
