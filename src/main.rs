@@ -1,3 +1,6 @@
+//! The `diffroll` binary: parses the command line ([`diffroll::cli`]), runs the command, and
+//! prints an error as one line naming its causes, with exit status 1.
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -177,3 +177,75 @@ fn eval_refuses_style_settings_it_cannot_read() {
         assert!(stderr.contains(says), "{bad}: {stderr}");
     }
 }
+
+/// A command's help split at its headings: the lines under "Options", and every other
+/// heading's lines by its name.
+fn help_sections(args: &[&str]) -> (String, std::collections::BTreeMap<String, String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = diffroll(args, dir.path());
+    assert!(out.status.success(), "{args:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut sections = std::collections::BTreeMap::new();
+    let mut name = String::from("Options");
+    let mut body = String::new();
+    for line in text.lines() {
+        if !line.starts_with(' ') && line.ends_with(':') && !line.starts_with("Usage") {
+            sections.insert(std::mem::take(&mut name), std::mem::take(&mut body));
+            name = line.trim_end_matches(':').to_string();
+        } else {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    sections.insert(name, body);
+    (sections.remove("Options").unwrap_or_default(), sections)
+}
+
+#[test]
+fn generate_help_shows_a_musicians_options_first_and_the_sampler_apart() {
+    let (options, sections) = help_sections(&["generate", "--help"]);
+    for flag in [
+        "--model", "--count", "--seed", "--style", "--key", "--tempo", "--out", "--png",
+    ] {
+        assert!(options.contains(flag), "{flag} is not among the options");
+    }
+    let sampling = &sections["Sampling (advanced)"];
+    for flag in [
+        "--steps",
+        "--sampler",
+        "--guidance",
+        "--restart",
+        "--refine",
+    ] {
+        assert!(
+            !options.contains(flag),
+            "{flag} is among a musician's options"
+        );
+        assert!(
+            sampling.contains(flag),
+            "{flag} is not under Sampling (advanced)"
+        );
+    }
+    assert!(sections["Rework bars of a piece"].contains("--inpaint"));
+}
+
+#[test]
+fn eval_and_train_keep_their_research_options_under_their_own_heading() {
+    let (options, sections) = help_sections(&["eval", "--help"]);
+    let tuning = &sections["Research / tuning"];
+    for flag in [
+        "--style-thresholds",
+        "--fill-silent-beats",
+        "--legato-gap",
+        "--refine",
+    ] {
+        assert!(tuning.contains(flag) && !options.contains(flag), "{flag}");
+    }
+    assert!(sections["Research / probes"].contains("--denoise-probe"));
+    assert!(options.contains("--model") && options.contains("--data"));
+    let (options, sections) = help_sections(&["train", "decoder", "--help"]);
+    for flag in ["--validity-weight", "--max-t", "--lr"] {
+        assert!(sections["Research / tuning"].contains(flag) && !options.contains(flag));
+    }
+    assert!(options.contains("--steps") && options.contains("--resume"));
+}

@@ -1,3 +1,7 @@
+//! `diffroll data DIR`: scans a corpus folder (`DIR/<style>/*.mid`) and reports files read,
+//! files rejected with the reason, and eight-bar windows, bars and notes per style. The
+//! scanning is [`crate::train::corpus`]'s.
+
 use std::path::PathBuf;
 use std::time::Instant;
 

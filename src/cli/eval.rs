@@ -1,3 +1,9 @@
+//! `diffroll eval`: scores a model's samples, a folder of MIDI files or an autoencoder's
+//! reconstruction against real music, beside the real-vs-real ceiling and a random-notes
+//! baseline. Owns gathering the sets (samples per style, real windows, inpainting), the
+//! overrides of the card's settings for tuning, the report, and `--save-to-card`; the metrics
+//! themselves are [`crate::eval`]'s.
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -37,8 +43,10 @@ pub struct EvalArgs {
     /// Score one style only.
     #[arg(long)]
     pub style: Option<Style>,
+    /// Random seed of the generated samples, the inpainting and the random baseline.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Print the figures as JSON instead of the text report.
     #[arg(long)]
     pub json: bool,
     /// With --model: also store the figures (as --json prints them) in the model's card, with
@@ -48,87 +56,87 @@ pub struct EvalArgs {
     /// With --autoencoder: also decode with Gaussian noise of these sizes (times the latents'
     /// standard deviation) added to the latents, comma-separated: how robust the latent space
     /// is to a denoiser's small errors.
-    #[arg(long, requires = "autoencoder", value_delimiter = ',')]
+    #[arg(long, requires = "autoencoder", value_delimiter = ',', help_heading = super::PROBES)]
     pub latent_noise: Vec<f32>,
     /// With --model: only score one-step denoising of the real windows at these training
     /// steps (0-999, comma-separated): onset and frame F1 and notes without an onset, to see
     /// at which noise level the model loses what.
-    #[arg(long, requires = "model", value_delimiter = ',')]
+    #[arg(long, requires = "model", value_delimiter = ',', help_heading = super::PROBES)]
     pub denoise_probe: Vec<usize>,
     /// With --model: sampler (ddim, ddpm, dpm) instead of the card's default.
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", help_heading = super::TUNING)]
     pub sampler: Option<crate::model::SamplerKind>,
     /// With --model: sampler steps instead of the card's default.
-    #[arg(long, requires = "model", value_parser = super::at_least_one)]
+    #[arg(long, requires = "model", value_parser = super::at_least_one, help_heading = super::TUNING)]
     pub steps: Option<usize>,
     /// With --model: guidance G[,STYLE=G...] instead of the card's default (for tuning it).
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", help_heading = super::TUNING)]
     pub guidance: Option<crate::model::Guidance>,
     /// With --model: restart rounds T,STEPS,ROUNDS (e.g. 100,6,4) or "none", instead of the
     /// card's default.
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", help_heading = super::TUNING)]
     pub restart: Option<super::OrNone<crate::model::Restart>>,
     /// With --model: validity refinement STEPS,RATE,KEEP,TEMPERATURE or "none", instead of
     /// the card's default.
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", help_heading = super::TUNING)]
     pub refine: Option<super::OrNone<crate::model::Refine>>,
     /// With --model: key of the generated pieces: "typical" (the style's own keys and
     /// register; the default), "drawn" (as the model drew them) or a key such as D
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", help_heading = super::TUNING)]
     pub key: Option<KeyChoice>,
     /// With --model: clear onset-less sustain runs of at most N steps instead of repairing them
     /// (the card's `drop_blips` otherwise; 0: repair all).
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", help_heading = super::TUNING)]
     pub drop_blips: Option<usize>,
     /// With --model: join onset-less sound to the same pitch's note before it across at most N
     /// silent steps (the card's `join_gap` otherwise; 0: never).
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", help_heading = super::TUNING)]
     pub join_gap: Option<usize>,
     /// With --model: start sound that comes before its onset at the onset (true) or give it a
     /// note of its own (false); the card's `trim_early` otherwise.
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", help_heading = super::TUNING)]
     pub trim_early: Option<bool>,
     /// With --model: hold a note to the next onset of any pitch that comes at most N steps
     /// after it ends (the card's `legato_gap` otherwise; 0: never).
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", help_heading = super::TUNING)]
     pub legato_gap: Option<usize>,
     /// With --model: merge a one-step note into the same pitch's note right after it (true) or
     /// keep both (false); the card's `merge_doubled_onsets` otherwise.
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", help_heading = super::TUNING)]
     pub merge_doubled_onsets: Option<bool>,
     /// With --model: onset,sustain decoding thresholds (logits) instead of the card's; a style
     /// with thresholds of its own (the card's `style_thresholds`, or --style-thresholds) keeps
     /// them.
-    #[arg(long, requires = "model", value_delimiter = ',')]
+    #[arg(long, requires = "model", value_delimiter = ',', help_heading = super::TUNING)]
     pub thresholds: Option<Vec<f32>>,
     /// With --model: styles' own decoding thresholds STYLE=ONSET:SUSTAIN[,...] (e.g.
     /// chorale=2:0.5) or "none", instead of the card's `style_thresholds`; styles not named
     /// decode at --thresholds (or the card's).
-    #[arg(long, requires = "model", value_parser = style_thresholds)]
+    #[arg(long, requires = "model", value_parser = style_thresholds, help_heading = super::TUNING)]
     pub style_thresholds: Option<BTreeMap<Style, [f32; 2]>>,
     /// With --model: styles decoded as one melodic line STYLE[,...] (e.g. folk) or "none",
     /// instead of the card's `single_line`
-    #[arg(long, requires = "model", value_parser = single_line)]
+    #[arg(long, requires = "model", value_parser = single_line, help_heading = super::TUNING)]
     pub single_line: Option<BTreeSet<Style>>,
     /// With --model: the notes sounding at once on average above which a piece of a style
     /// decoded as one line keeps its notes, and one in N voices gets N + 1, STYLE=N[,...]
     /// (e.g. folk=1.8,chorale=4.3) or "none", instead of the card's `fuller_above`
-    #[arg(long, requires = "model", value_parser = fuller_above)]
+    #[arg(long, requires = "model", value_parser = fuller_above, help_heading = super::TUNING)]
     pub fuller_above: Option<BTreeMap<Style, f32>>,
     /// With --model: styles decoded as a fixed number of voices STYLE=N[,...] (e.g. chorale=4)
     /// or "none", instead of the card's `voices`
-    #[arg(long, requires = "model", value_parser = voices)]
+    #[arg(long, requires = "model", value_parser = voices, help_heading = super::TUNING)]
     pub voices: Option<BTreeMap<Style, usize>>,
     /// With --model: per style, the share of its sounding time under which a scale degree is
     /// foreign to it, so a generated note on one moves a semitone to the neighbour the style
     /// sounds more, STYLE=SHARE[,...] (e.g. folk=0.012) or "none", instead of the card's
     /// `rare_degrees_below`
-    #[arg(long, requires = "model", value_parser = rare_degrees_below)]
+    #[arg(long, requires = "model", value_parser = rare_degrees_below, help_heading = super::TUNING)]
     pub rare_degrees_below: Option<BTreeMap<Style, f32>>,
     /// With --model: per style, the weight of the beats its decoding leaves silent in the
     /// validity refinement, so it draws the note most nearly drawn there, STYLE=WEIGHT[,...]
     /// (e.g. folk=1) or "none", instead of the card's `fill_silent_beats`
-    #[arg(long, requires = "model", value_parser = fill_silent_beats)]
+    #[arg(long, requires = "model", value_parser = fill_silent_beats, help_heading = super::TUNING)]
     pub fill_silent_beats: Option<BTreeMap<Style, f32>>,
     #[command(flatten)]
     pub device: DeviceArgs,

@@ -24,6 +24,7 @@ pub struct FinetuneArgs {
     /// Optimizer steps (8 windows each).
     #[arg(long, value_parser = super::at_least_one)]
     pub steps: Option<usize>,
+    /// Seed of the fine-tune's random generator (windows drawn, noise).
     #[arg(long)]
     pub seed: Option<u64>,
     #[command(flatten)]

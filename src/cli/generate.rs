@@ -1,3 +1,8 @@
+//! `diffroll generate`: eight-bar pieces as MIDI (and PNG) files, or new takes on some bars of
+//! a MIDI file of yours (`--inpaint FILE --bars A-B`). Owns the command's options, placing the
+//! model window around the bars to rework, and writing the takes; generation itself is
+//! [`crate::model::Pipeline`]'s.
+
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,10 +28,10 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Sampler steps (default: the model's recommendation).
-    #[arg(long, value_parser = super::at_least_one)]
+    #[arg(long, value_parser = super::at_least_one, help_heading = "Sampling (advanced)")]
     pub steps: Option<usize>,
     /// ddim, ddpm (ancestral) or dpm (default: the model's recommendation).
-    #[arg(long)]
+    #[arg(long, help_heading = "Sampling (advanced)")]
     pub sampler: Option<SamplerKind>,
     /// chorale, polyphony, classical or folk; without it each piece's style is drawn in
     /// proportion to the training data.
@@ -34,16 +39,16 @@ pub struct GenerateArgs {
     pub style: Option<Style>,
     /// Classifier-free guidance: G for every style (1 = off), optionally followed by STYLE=G
     /// for a style of its own, e.g. 1,folk=1.5 (default: the model's recommendation).
-    #[arg(long)]
+    #[arg(long, help_heading = "Sampling (advanced)")]
     pub guidance: Option<Guidance>,
     /// Restart rounds after the main pass: T,STEPS,ROUNDS (e.g. 100,6,4), or "none" (default:
     /// the model's recommendation). Fewer notes without an onset, more time; fewer than 6 steps
     /// a round thin the music out.
-    #[arg(long)]
+    #[arg(long, help_heading = "Sampling (advanced)")]
     pub restart: Option<super::OrNone<crate::model::Restart>>,
     /// Validity refinement of each piece's latent: STEPS,RATE,KEEP,TEMPERATURE (e.g.
     /// 20,0.1,0.3,2), or "none" (default: the model's recommendation).
-    #[arg(long)]
+    #[arg(long, help_heading = "Sampling (advanced)")]
     pub refine: Option<super::OrNone<crate::model::Refine>>,
     /// Key of the pieces: "typical" (a key and register the style's own music uses, drawn per
     /// piece), "drawn" (as the model drew it: any key), or a key such as D, Bb, F#m
@@ -62,11 +67,16 @@ pub struct GenerateArgs {
     /// around them, which stays as written (key, notes, velocities); each take is the whole
     /// piece with those bars replaced. --style sets the style they are written in (drawn per
     /// take without it, as for new pieces); --key does not apply.
-    #[arg(long, value_name = "FILE", requires = "bars")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "bars",
+        help_heading = "Rework bars of a piece"
+    )]
     pub inpaint: Option<PathBuf>,
     /// The bars of the --inpaint file to generate anew: FIRST-LAST (e.g. 5-6) or one bar,
     /// counted from 1 as the file's time signatures lay them out; at most 8 bars of 4/4.
-    #[arg(long, requires = "inpaint")]
+    #[arg(long, requires = "inpaint", help_heading = "Rework bars of a piece")]
     pub bars: Option<BarSpan>,
     #[command(flatten)]
     pub device: DeviceArgs,

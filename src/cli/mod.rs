@@ -2,6 +2,8 @@
 //! arguments, call the library and report; the work lives in the library modules.
 
 mod app;
+/// `diffroll bench`: times the model on the chosen device (parameters, FLOPs per UNet step,
+/// UNet step, decode and refinement latency at batch 1, eight bars end to end).
 mod bench;
 mod data;
 mod eval;
@@ -72,6 +74,12 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Finetune(args) => finetune::run(args),
     }
 }
+
+/// Help heading of the options that exist to tune a model (in `eval` and `train`): they
+/// override what a model card or a training stage would choose, for measuring.
+const TUNING: &str = "Research / tuning";
+/// Help heading of `eval`'s probes: modes that look inside a model instead of scoring it.
+const PROBES: &str = "Research / probes";
 
 /// Output formats chosen by file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,3 +1,7 @@
+//! `diffroll render IN.mid -o OUT`: a MIDI file as a piano-roll picture (.png), its notes
+//! quantized to sixteenths (.mid) or audio (.wav, built-in synth or a SoundFont), the format
+//! chosen by the output's extension and written atomically.
+
 use std::path::PathBuf;
 
 use anyhow::Context;

@@ -1,3 +1,7 @@
+//! `diffroll train autoencoder|diffusion|decoder|keys`: the training stages from the command
+//! line. Owns their options, the progress bar, Ctrl-C and `--minutes` as the loop's stop, and
+//! `train keys`' report; the loops themselves are [`crate::train`]'s.
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,9 +40,11 @@ pub struct Common {
     /// Total optimizer steps.
     #[arg(long, value_parser = super::at_least_one)]
     pub steps: Option<usize>,
+    /// Training windows per optimizer step.
     #[arg(long, value_parser = super::at_least_one)]
     pub batch: Option<usize>,
-    #[arg(long)]
+    /// Peak learning rate of the cosine schedule (default: the stage's own).
+    #[arg(long, help_heading = super::TUNING)]
     pub lr: Option<f64>,
     /// Save a checkpoint every N steps (always also on Ctrl-C and at the end).
     #[arg(long, value_parser = super::at_least_one)]
@@ -46,7 +52,8 @@ pub struct Common {
     /// Stop (with a checkpoint) after this many minutes; `--resume` continues.
     #[arg(long)]
     pub minutes: Option<f64>,
-    #[arg(long)]
+    /// Seed of the run's random generator (windows, noise, fresh weights).
+    #[arg(long, help_heading = super::TUNING)]
     pub seed: Option<u64>,
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -81,9 +88,10 @@ pub enum Network {
         #[arg(long)]
         val: Option<PathBuf>,
         /// Channels per resolution, comma-separated (each extra entry halves the size).
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', help_heading = super::TUNING)]
         channels: Option<Vec<usize>>,
-        #[arg(long, value_parser = super::at_least_one)]
+        /// Channels of the latent.
+        #[arg(long, value_parser = super::at_least_one, help_heading = super::TUNING)]
         latent_channels: Option<usize>,
     },
     /// Train the denoising UNet on a trained autoencoder's latents.
@@ -93,15 +101,21 @@ pub enum Network {
         /// Model folder holding the trained autoencoder.
         #[arg(long)]
         autoencoder: PathBuf,
-        #[arg(long, value_parser = super::at_least_one)]
+        /// Channels of the UNet's first resolution (the others are multiples of it).
+        #[arg(long, value_parser = super::at_least_one, help_heading = super::TUNING)]
         base_channels: Option<usize>,
         /// Normalise each latent channel on its own instead of all by one scale.
-        #[arg(long)]
+        #[arg(long, help_heading = super::TUNING)]
         per_channel_latents: bool,
         /// Share of training samples per style: four numbers for chorale, polyphony,
         /// classical and folk (e.g. 0.2,0.3,0.1,0.4), normalised. Default: in proportion to
         /// the square root of each style's window count.
-        #[arg(long, value_parser = parse_style_mix, value_name = "CHORALE,POLYPHONY,CLASSICAL,FOLK")]
+        #[arg(
+            long,
+            value_parser = parse_style_mix,
+            value_name = "CHORALE,POLYPHONY,CLASSICAL,FOLK",
+            help_heading = super::TUNING
+        )]
         style_mix: Option<StyleMix>,
     },
     /// Fit a finished model's decoder to its UNet's estimates of clean latents (the encoder
@@ -117,17 +131,17 @@ pub enum Network {
         #[arg(long)]
         val: Option<PathBuf>,
         /// Largest diffusion step the training windows are noised to.
-        #[arg(long)]
+        #[arg(long, help_heading = super::TUNING)]
         max_t: Option<usize>,
         /// Share of each batch decoded from exact latents (0-1).
-        #[arg(long)]
+        #[arg(long, help_heading = super::TUNING)]
         clean_share: Option<f64>,
         /// Weight of the validity term (sound started without an onset in the model's own
         /// generated latents); 0 turns it off.
-        #[arg(long)]
+        #[arg(long, help_heading = super::TUNING)]
         validity_weight: Option<f64>,
         /// Generated latents the validity term draws from.
-        #[arg(long)]
+        #[arg(long, help_heading = super::TUNING)]
         generated: Option<usize>,
     },
 }

@@ -1,3 +1,6 @@
+//! Writing type-1 MIDI files a DAW opens: 480 ticks per quarter, a tempo and 4/4 on a
+//! conductor track, the notes on one named instrument track with its program.
+
 use midly::num::{u4, u7, u15, u24, u28};
 use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
 

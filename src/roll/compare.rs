@@ -1,3 +1,6 @@
+//! Comparing a predicted plane with a true one: cell counts accumulated over many rolls and
+//! their F1, for reconstruction scores and copy detection.
+
 /// True/false positive and negative cell counts between a predicted and a true plane,
 /// accumulated over many rolls before taking F1.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

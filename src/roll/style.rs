@@ -1,3 +1,6 @@
+//! [`Style`]: the four musical styles, one per corpus folder, with their names on the command
+//! line and in cards, their label index in the model, and their usual tempo.
+
 use std::fmt;
 use std::str::FromStr;
 
