@@ -73,29 +73,40 @@ impl ConvShape {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
     }
 
-    /// Samples run on separate threads when there are enough of them to share out.
-    fn per_sample_threads(&self) -> bool {
-        self.batch >= 2 && rayon::current_num_threads() > 1
+    /// Samples per gemm: enough that its pixel dimension reaches [`GEMM_PIXELS`], since a
+    /// gemm over the 64 pixels of one 8×8 map is mostly packing and loop overhead.
+    fn group(&self) -> usize {
+        GEMM_PIXELS.div_ceil(self.n()).clamp(1, self.batch)
     }
 
-    /// gemm's own threading, for when the samples do not run in parallel.
-    fn gemm_parallelism(&self, flops: usize) -> Parallelism {
-        if self.per_sample_threads() || flops < 1 << 21 {
-            Parallelism::None
-        } else {
-            Parallelism::Rayon(0)
-        }
+    /// Groups run on separate threads when there are enough of them to share out.
+    fn threads_per_group(&self) -> bool {
+        self.batch.div_ceil(self.group()) >= 2 && rayon::current_num_threads() > 1
+    }
+
+    /// Whether each gemm splits its columns over the threads: when the groups do not run
+    /// in parallel and the gemm is large enough to pay for it.
+    fn gemm_threads(&self) -> bool {
+        !self.threads_per_group() && 2 * self.c_out * self.k() * self.n() >= 1 << 21
     }
 }
+
+/// See [`ConvShape::group`].
+const GEMM_PIXELS: usize = 1024;
 
 thread_local! {
-    // One im2col buffer per thread, reused: a fresh multi-megabyte buffer per call costs page
-    // faults comparable to the gemm itself at batch 1.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    // Scratch buffers per thread, reused: a fresh multi-megabyte buffer per call costs page
+    // faults comparable to the gemm itself.
+    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PIXELS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| {
+fn with_buffer<R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    key.with(|cell| {
         let mut buf = cell.borrow_mut();
         if buf.len() < len {
             buf.resize(len, 0.0);
@@ -104,16 +115,16 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-/// Fills `col` (`[K, H'W']`, row-major) with the windows of one sample `x` (`[c_in, h, w]`).
-fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
+/// Fills the `kh·kw` rows of `col` (`ld` apart, `H'W'` values each) with the windows of one
+/// input channel `plane` (`[h, w]`) of one sample.
+fn im2col(s: &ConvShape, plane: &[f32], col: &mut [f32], ld: usize) {
     let (oh, ow, n) = (s.out_h(), s.out_w(), s.n());
     let [sh, sw] = s.stride;
     let [ph, pw] = s.pad;
-    for (row_index, row) in col.chunks_exact_mut(n).enumerate() {
+    for row_index in 0..s.kh * s.kw {
+        let row = &mut col[row_index * ld..][..n];
         let kx = row_index % s.kw;
-        let ky = (row_index / s.kw) % s.kh;
-        let ci = row_index / (s.kw * s.kh);
-        let plane = &x[ci * s.h * s.w..][..s.h * s.w];
+        let ky = row_index / s.kw;
         // Output columns whose input column lies inside the image (stride 1 only).
         let lo = pw.saturating_sub(kx).min(ow);
         let hi = (s.w + pw).saturating_sub(kx).clamp(lo, ow);
@@ -142,13 +153,14 @@ fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
     }
 }
 
-/// Adds the windows in `col` back onto one sample's input gradient `dx` (the adjoint of
-/// [`im2col`]).
-fn col2im_add(s: &ConvShape, col: &[f32], dx: &mut [f32]) {
+/// Adds the windows in the rows of `col` (laid out as [`im2col`] writes them) back onto one
+/// sample's input gradient `dx`: the adjoint of [`im2col`].
+fn col2im_add(s: &ConvShape, col: &[f32], ld: usize, dx: &mut [f32]) {
     let (ow, n) = (s.out_w(), s.n());
     let [sh, sw] = s.stride;
     let [ph, pw] = s.pad;
-    for (row_index, row) in col.chunks_exact(n).enumerate() {
+    for row_index in 0..s.k() {
+        let row = &col[row_index * ld..][..n];
         let kx = row_index % s.kw;
         let ky = (row_index / s.kw) % s.kh;
         let ci = row_index / (s.kw * s.kh);
@@ -169,8 +181,10 @@ fn col2im_add(s: &ConvShape, col: &[f32], dx: &mut [f32]) {
     }
 }
 
-/// `dst [m, n] (row stride dst_rs) = alpha·dst + lhs · rhs` for row- or column-major operands,
-/// given as (pointer, column stride, row stride).
+/// `dst [m, n] (row-major) = (accumulate ? dst : 0) + lhs · rhs`, the operands given as
+/// (values, column stride, row stride). With `threads`, the columns are split into one block
+/// per thread: gemm's own threading splits a row-major output of few rows poorly (measured:
+/// 130 against 227 GFLOP/s on 2 cores for 64 × 1024 × 576).
 #[allow(clippy::too_many_arguments)]
 fn matmul(
     m: usize,
@@ -180,49 +194,139 @@ fn matmul(
     accumulate: bool,
     lhs: (&[f32], isize, isize),
     rhs: (&[f32], isize, isize),
-    parallelism: Parallelism,
+    threads: bool,
 ) {
     assert!(dst.len() >= m * n, "gemm destination too small");
     let reach = |(_, cs, rs): (&[f32], isize, isize), rows: usize, cols: usize| {
         (rows.saturating_sub(1) as isize * rs + cols.saturating_sub(1) as isize * cs) as usize
     };
     assert!(reach(lhs, m, k) < lhs.0.len() && reach(rhs, k, n) < rhs.0.len());
-    // SAFETY: the asserts above keep every element gemm reads or writes inside the slices;
-    // `dst` is borrowed mutably, so it aliases neither operand.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.0.as_ptr(),
-            lhs.1,
-            lhs.2,
-            rhs.0.as_ptr(),
-            rhs.1,
-            rhs.2,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+    let blocks = if threads {
+        rayon::current_num_threads().min(n.div_ceil(64)).max(1)
+    } else {
+        1
+    };
+    let dst_ptr = SendPtr(dst.as_mut_ptr());
+    let block = |i: usize| {
+        let (j0, j1) = (i * n / blocks, (i + 1) * n / blocks);
+        // SAFETY: the asserts above keep every element gemm reads or writes inside the
+        // slices; `dst` is borrowed mutably, so it aliases neither operand; each block writes
+        // only its own columns j0..j1 of `dst`.
+        unsafe {
+            gemm::gemm(
+                m,
+                j1 - j0,
+                k,
+                dst_ptr.get().add(j0),
+                1,
+                n as isize,
+                accumulate,
+                lhs.0.as_ptr(),
+                lhs.1,
+                lhs.2,
+                rhs.0.as_ptr().offset(j0 as isize * rhs.1),
+                rhs.1,
+                rhs.2,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            );
+        }
+    };
+    if blocks == 1 {
+        block(0);
+    } else {
+        (0..blocks).into_par_iter().for_each(block);
     }
 }
 
-/// Runs `f(sample index, output chunk)` over the samples: in parallel when
-/// [`ConvShape::per_sample_threads`], in order otherwise.
-fn per_sample(s: &ConvShape, out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    if s.per_sample_threads() {
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(b, o)| f(b, o));
+/// The output pointer shared by the column blocks of [`matmul`], which write disjoint columns.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: see `matmul`: the blocks sharing it write disjoint elements.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Runs `f(first sample, samples, their chunk of out)` over the groups of samples, `per`
+/// values of `out` to a sample: in parallel when [`ConvShape::threads_per_group`].
+fn per_group(
+    s: &ConvShape,
+    out: &mut [f32],
+    per: usize,
+    f: impl Fn(usize, usize, &mut [f32]) + Sync,
+) {
+    let chunk = s.group() * per;
+    let body = |(i, o): (usize, &mut [f32])| f(i * s.group(), o.len() / per, o);
+    if s.threads_per_group() {
+        out.par_chunks_mut(chunk).enumerate().for_each(body);
     } else {
-        out.chunks_mut(chunk).enumerate().for_each(|(b, o)| f(b, o));
+        out.chunks_mut(chunk).enumerate().for_each(body);
+    }
+}
+
+/// The windows of samples `b0..b0+g` side by side: `[K, g·H'W']` (a view of `x` itself for a
+/// single sample of a pointwise convolution). Filled by all threads when the gemm after it
+/// uses them all, by this one otherwise.
+fn with_columns<R>(
+    s: &ConvShape,
+    x: &[f32],
+    b0: usize,
+    g: usize,
+    f: impl FnOnce(&[f32]) -> R,
+) -> R {
+    let n = s.n();
+    if g == 1 && s.is_pointwise() {
+        return f(&x[b0 * s.in_len()..][..s.in_len()]);
+    }
+    let ld = g * n;
+    // Rows of the same input channel, one task's worth.
+    let rows = s.kh * s.kw;
+    let fill = |c: usize, block: &mut [f32]| {
+        for j in 0..g {
+            let xb = &x[(b0 + j) * s.in_len()..][..s.in_len()];
+            let plane = &xb[c * s.h * s.w..][..s.h * s.w];
+            im2col(s, plane, &mut block[j * n..], ld);
+        }
+    };
+    with_buffer(&COLUMNS, s.k() * ld, |col| {
+        if s.gemm_threads() {
+            col.par_chunks_mut(rows * ld)
+                .enumerate()
+                .for_each(|(c, block)| fill(c, block));
+        } else {
+            col.chunks_mut(rows * ld)
+                .enumerate()
+                .for_each(|(c, block)| fill(c, block));
+        }
+        f(col)
+    })
+}
+
+/// Indices of one channel's run of `n` values for sample `j`: in `[g, c, n]` and in `[c, g·n]`.
+fn runs(g: usize, c: usize, n: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..g).flat_map(move |j| (0..c).map(move |ch| ((j * c + ch) * n, ch * g * n + j * n)))
+}
+
+/// `[c, g·n]` (`side`) into `[g, c, n]` (`samples`).
+fn side_to_samples(g: usize, c: usize, n: usize, side: &[f32], samples: &mut [f32]) {
+    for (a, b) in runs(g, c, n) {
+        samples[a..a + n].copy_from_slice(&side[b..b + n]);
+    }
+}
+
+/// `[g, c, n]` (`samples`) into `[c, g·n]` (`side`).
+fn samples_to_side(g: usize, c: usize, n: usize, samples: &[f32], side: &mut [f32]) {
+    for (a, b) in runs(g, c, n) {
+        side[b..b + n].copy_from_slice(&samples[a..a + n]);
     }
 }
 
@@ -233,42 +337,29 @@ pub fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -
     assert_eq!(x.len(), s.batch * s.in_len());
     assert_eq!(weight.len(), s.c_out * s.k());
     let (k, n) = (s.k(), s.n());
-    let parallelism = s.gemm_parallelism(2 * s.c_out * k * n);
+    let threads = s.gemm_threads();
     let mut out = vec![0.0f32; s.batch * s.out_len()];
-    per_sample(s, &mut out, s.out_len(), |b, ob| {
-        let xb = &x[b * s.in_len()..][..s.in_len()];
-        if let Some(bias) = bias {
-            for (row, &v) in ob.chunks_exact_mut(n).zip(bias) {
-                row.fill(v);
+    per_group(s, &mut out, s.out_len(), |b0, g, og| {
+        with_columns(s, x, b0, g, |col| {
+            let run = |y: &mut [f32]| {
+                if let Some(bias) = bias {
+                    for (row, &v) in y.chunks_exact_mut(g * n).zip(bias) {
+                        row.fill(v);
+                    }
+                }
+                let w = (weight, 1, k as isize);
+                let cols = (col, 1, (g * n) as isize);
+                matmul(s.c_out, g * n, k, y, bias.is_some(), w, cols, threads);
+            };
+            if g == 1 {
+                run(og);
+            } else {
+                with_buffer(&PIXELS, s.c_out * g * n, |y| {
+                    run(y);
+                    side_to_samples(g, s.c_out, n, y, og);
+                });
             }
-        }
-        let w = (weight, 1, k as isize);
-        if s.is_pointwise() {
-            matmul(
-                s.c_out,
-                n,
-                k,
-                ob,
-                bias.is_some(),
-                w,
-                (xb, 1, n as isize),
-                parallelism,
-            );
-        } else {
-            with_scratch(k * n, |col| {
-                im2col(s, xb, col);
-                matmul(
-                    s.c_out,
-                    n,
-                    k,
-                    ob,
-                    bias.is_some(),
-                    w,
-                    (col, 1, n as isize),
-                    parallelism,
-                );
-            });
-        }
+        })
     });
     out
 }
@@ -293,22 +384,45 @@ pub fn backward_input(s: &ConvShape, dy: &[f32], weight: &[f32]) -> Vec<f32> {
         debug_assert_eq!((t.out_h(), t.out_w()), (s.h, s.w));
         return forward(&t, dy, &flipped, None);
     }
-    let parallelism = s.gemm_parallelism(2 * s.c_out * k * n);
+    let threads = s.gemm_threads();
     let mut dx = vec![0.0f32; s.batch * s.in_len()];
     // Weight as [K, c_out]: element (k, co) lies at co·K + k.
     let wt = (weight, k as isize, 1);
-    per_sample(s, &mut dx, s.in_len(), |b, dxb| {
-        let dyb = (&dy[b * s.out_len()..][..s.out_len()], 1, n as isize);
-        if s.is_pointwise() {
-            matmul(k, n, s.c_out, dxb, false, wt, dyb, parallelism);
-        } else {
-            with_scratch(k * n, |col| {
-                matmul(k, n, s.c_out, col, false, wt, dyb, parallelism);
-                col2im_add(s, col, dxb);
+    per_group(s, &mut dx, s.in_len(), |b0, g, dxg| {
+        with_output_gradient(s, dy, b0, g, |dyg| {
+            let dyg = (dyg, 1, (g * n) as isize);
+            if g == 1 && s.is_pointwise() {
+                matmul(k, n, s.c_out, dxg, false, wt, dyg, threads);
+                return;
+            }
+            with_buffer(&COLUMNS, k * g * n, |col| {
+                matmul(k, g * n, s.c_out, col, false, wt, dyg, threads);
+                for j in 0..g {
+                    let dxb = &mut dxg[j * s.in_len()..][..s.in_len()];
+                    col2im_add(s, &col[j * n..], g * n, dxb);
+                }
             });
-        }
+        })
     });
     dx
+}
+
+/// The output gradient of samples `b0..b0+g` as `[c_out, g·H'W']` (a view for one sample).
+fn with_output_gradient<R>(
+    s: &ConvShape,
+    dy: &[f32],
+    b0: usize,
+    g: usize,
+    f: impl FnOnce(&[f32]) -> R,
+) -> R {
+    let samples = &dy[b0 * s.out_len()..][..g * s.out_len()];
+    if g == 1 {
+        return f(samples);
+    }
+    with_buffer(&PIXELS, g * s.out_len(), |side| {
+        samples_to_side(g, s.c_out, s.n(), samples, side);
+        f(side)
+    })
 }
 
 /// `weight [c_out, c_in, kh, kw]` as `[c_in, c_out, kh, kw]`, flipped in both spatial axes.
@@ -333,65 +447,44 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), s.batch * s.in_len());
     assert_eq!(dy.len(), s.batch * s.out_len());
     let (k, n) = (s.k(), s.n());
-    // dW [c_out, K] += dY_b [c_out, N] · col_bᵀ [N, K]; col_bᵀ's element (n, k) is at k·N + n.
-    let accumulate = |samples: std::ops::Range<usize>, dw: &mut [f32], parallelism| {
-        for (i, b) in samples.enumerate() {
-            let xb = &x[b * s.in_len()..][..s.in_len()];
-            let dyb = (&dy[b * s.out_len()..][..s.out_len()], 1, n as isize);
-            if s.is_pointwise() {
-                matmul(
-                    s.c_out,
-                    k,
-                    n,
-                    dw,
-                    i > 0,
-                    dyb,
-                    (xb, n as isize, 1),
-                    parallelism,
-                );
-            } else {
-                with_scratch(k * n, |col| {
-                    im2col(s, xb, col);
-                    matmul(
-                        s.c_out,
-                        k,
-                        n,
-                        dw,
-                        i > 0,
-                        dyb,
-                        (col, n as isize, 1),
-                        parallelism,
-                    );
-                });
-            }
-        }
-    };
     let len = s.c_out * k;
-    if !s.per_sample_threads() {
+    let group = s.group();
+    let groups = s.batch.div_ceil(group);
+    // dW [c_out, K] += dY_g [c_out, g·N] · col_gᵀ [g·N, K]; col_gᵀ's element (p, k) is at
+    // k·g·N + p.
+    let accumulate = |i: usize, dw: &mut [f32], threads| {
+        let b0 = i * group;
+        let g = group.min(s.batch - b0);
+        with_columns(s, x, b0, g, |col| {
+            with_output_gradient(s, dy, b0, g, |dyg| {
+                let dyg = (dyg, 1, (g * n) as isize);
+                let colt = (col, (g * n) as isize, 1);
+                matmul(s.c_out, k, g * n, dw, true, dyg, colt, threads);
+            })
+        });
+    };
+    if !s.threads_per_group() {
         let mut dw = vec![0.0f32; len];
-        accumulate(0..s.batch, &mut dw, s.gemm_parallelism(2 * len * n));
+        (0..groups).for_each(|i| accumulate(i, &mut dw, s.gemm_threads()));
         return dw;
     }
-    // One partial sum per thread over a contiguous run of samples, then their sum.
-    let parts = rayon::current_num_threads().min(s.batch);
-    let partials: Vec<Vec<f32>> = (0..parts)
+    // One partial sum per thread, then their sum.
+    (0..groups)
         .into_par_iter()
-        .map(|p| {
-            let mut dw = vec![0.0f32; len];
-            accumulate(
-                p * s.batch / parts..(p + 1) * s.batch / parts,
-                &mut dw,
-                Parallelism::None,
-            );
-            dw
-        })
-        .collect();
-    let mut partials = partials.into_iter();
-    let mut dw = partials.next().unwrap_or_else(|| vec![0.0; len]);
-    for part in partials {
-        dw.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
-    }
-    dw
+        .fold(
+            || vec![0.0f32; len],
+            |mut dw, i| {
+                accumulate(i, &mut dw, false);
+                dw
+            },
+        )
+        .reduce(
+            || vec![0.0f32; len],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(p, q)| *p += q);
+                a
+            },
+        )
 }
 
 /// Gradient of the bias, `[c_out]`: the output gradient summed over samples and pixels.
