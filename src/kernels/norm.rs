@@ -110,83 +110,97 @@ pub fn backward(
     assert_eq!(dy.len(), x.len());
     let per_group = s.channels / s.groups;
     let len = s.group_len();
-    let groups_total = s.batch * s.groups;
     let mut dx = vec![0.0f32; x.len()];
-    // Per (sample, group): the sums of dy0 and dy0·x̂ for each of its channels, reduced over
+    // Per (sample, group): the sums of dy0·x̂ and dy0 for each of its channels, reduced over
     // samples afterwards (no two threads write one accumulator).
-    let mut partial = vec![0.0f32; groups_total * per_group * 2];
-    let body =
-        |(i, ((xg, dyg), (dxg, pg))): (usize, ((&[f32], &[f32]), (&mut [f32], &mut [f32])))| {
-            let g = i % s.groups;
-            let (mean, rstd) = statistics(xg, s.epsilon);
-            // First pass: dy0 (the gradient before SiLU) into dxg, and the two group means.
-            let (mut sum_dxhat, mut sum_dxhat_xhat) = (0.0f32, 0.0f32);
-            for (c, ((xc, dyc), dxc)) in xg
-                .chunks_exact(s.spatial)
-                .zip(dyg.chunks_exact(s.spatial))
-                .zip(dxg.chunks_exact_mut(s.spatial))
-                .enumerate()
-            {
-                let channel = g * per_group + c;
-                let (gm, bt) = (gamma[channel], beta[channel]);
-                let (mut dbeta, mut dgamma) = (0.0f32, 0.0f32);
-                for ((v, d), out) in xc.iter().zip(dyc).zip(dxc.iter_mut()) {
-                    let xhat = (v - mean) * rstd;
-                    let d0 = if s.silu {
-                        let y = xhat * gm + bt;
-                        let sg = sigmoid(y);
-                        d * sg * (1.0 + y * (1.0 - sg))
-                    } else {
-                        *d
-                    };
-                    dbeta += d0;
-                    dgamma += d0 * xhat;
-                    *out = d0;
-                }
-                pg[2 * c] = dgamma;
-                pg[2 * c + 1] = dbeta;
-                sum_dxhat += dbeta * gm;
-                sum_dxhat_xhat += dgamma * gm;
-            }
-            let n = len as f32;
-            let (m1, m2) = (sum_dxhat / n, sum_dxhat_xhat / n);
-            // Second pass: dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)).
-            for (c, (xc, dxc)) in xg
-                .chunks_exact(s.spatial)
-                .zip(dxg.chunks_exact_mut(s.spatial))
-                .enumerate()
-            {
-                let gm = gamma[g * per_group + c];
-                for (v, out) in xc.iter().zip(dxc.iter_mut()) {
-                    let xhat = (v - mean) * rstd;
-                    *out = rstd * (*out * gm - m1 - xhat * m2);
-                }
-            }
+    let mut sums = vec![0.0f32; s.batch * s.groups * per_group * 2];
+    let body = |(i, (dxg, sg)): (usize, (&mut [f32], &mut [f32]))| {
+        let group = Group {
+            x: &x[i * len..][..len],
+            dy: &dy[i * len..][..len],
+            dx: dxg,
+            sums: sg,
         };
-    let pieces = x.chunks(len).zip(dy.chunks(len));
+        backward_group(s, i % s.groups, group, gamma, beta);
+    };
     if s.parallel() {
-        x.par_chunks(len)
-            .zip(dy.par_chunks(len))
-            .zip(
-                dx.par_chunks_mut(len)
-                    .zip(partial.par_chunks_mut(per_group * 2)),
-            )
+        dx.par_chunks_mut(len)
+            .zip(sums.par_chunks_mut(per_group * 2))
             .enumerate()
             .for_each(body);
     } else {
-        pieces
-            .zip(dx.chunks_mut(len).zip(partial.chunks_mut(per_group * 2)))
+        dx.chunks_mut(len)
+            .zip(sums.chunks_mut(per_group * 2))
             .enumerate()
             .for_each(body);
     }
     let mut dgamma = vec![0.0f32; s.channels];
     let mut dbeta = vec![0.0f32; s.channels];
-    for (i, pg) in partial.chunks_exact(per_group * 2).enumerate() {
-        let g = i % s.groups;
+    for (i, sg) in sums.chunks_exact(per_group * 2).enumerate() {
+        let first = (i % s.groups) * per_group;
         for c in 0..per_group {
-            dgamma[g * per_group + c] += pg[2 * c];
-            dbeta[g * per_group + c] += pg[2 * c + 1];
+            dgamma[first + c] += sg[2 * c];
+            dbeta[first + c] += sg[2 * c + 1];
         }
     }
     (dx, dgamma, dbeta)
+}
+
+/// One (sample, group) of [`backward`]: its input, its output gradient, where its input
+/// gradient goes, and its per-channel sums of dy0·x̂ and dy0 (interleaved).
+struct Group<'a> {
+    x: &'a [f32],
+    dy: &'a [f32],
+    dx: &'a mut [f32],
+    sums: &'a mut [f32],
+}
+
+fn backward_group(s: &NormShape, g: usize, group: Group<'_>, gamma: &[f32], beta: &[f32]) {
+    let per_group = s.channels / s.groups;
+    let (mean, rstd) = statistics(group.x, s.epsilon);
+    // First pass: dy0 (the gradient before SiLU) into dx, and the two group means.
+    let (mut sum_dxhat, mut sum_dxhat_xhat) = (0.0f32, 0.0f32);
+    for (c, ((xc, dyc), dxc)) in group
+        .x
+        .chunks_exact(s.spatial)
+        .zip(group.dy.chunks_exact(s.spatial))
+        .zip(group.dx.chunks_exact_mut(s.spatial))
+        .enumerate()
+    {
+        let channel = g * per_group + c;
+        let (gm, bt) = (gamma[channel], beta[channel]);
+        let (mut dbeta, mut dgamma) = (0.0f32, 0.0f32);
+        for ((v, d), out) in xc.iter().zip(dyc).zip(dxc.iter_mut()) {
+            let xhat = (v - mean) * rstd;
+            let d0 = if s.silu {
+                let y = xhat * gm + bt;
+                let sg = sigmoid(y);
+                d * sg * (1.0 + y * (1.0 - sg))
+            } else {
+                *d
+            };
+            dbeta += d0;
+            dgamma += d0 * xhat;
+            *out = d0;
+        }
+        group.sums[2 * c] = dgamma;
+        group.sums[2 * c + 1] = dbeta;
+        sum_dxhat += dbeta * gm;
+        sum_dxhat_xhat += dgamma * gm;
+    }
+    let n = group.x.len() as f32;
+    let (m1, m2) = (sum_dxhat / n, sum_dxhat_xhat / n);
+    // Second pass: dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)).
+    for (c, (xc, dxc)) in group
+        .x
+        .chunks_exact(s.spatial)
+        .zip(group.dx.chunks_exact_mut(s.spatial))
+        .enumerate()
+    {
+        let gm = gamma[g * per_group + c];
+        for (v, out) in xc.iter().zip(dxc.iter_mut()) {
+            let xhat = (v - mean) * rstd;
+            *out = rstd * (*out * gm - m1 - xhat * m2);
+        }
+    }
 }
