@@ -4,9 +4,7 @@
 
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use diffroll::model::{
-    GenerateRequest, KeyChoice, ModelCard, Pipeline, SamplerKind, Schedule, init_seeded, normal,
-};
+use diffroll::model::{GenerateRequest, ModelCard, Pipeline, Schedule, init_seeded, normal};
 use rand::SeedableRng;
 use std::path::Path;
 use std::time::Instant;
@@ -67,19 +65,7 @@ fn run(what: &str) {
         }
         _ => {
             let pipeline = Pipeline::load(dir, &device).unwrap();
-            let d = &pipeline.card.defaults;
-            let request = GenerateRequest {
-                count: 1,
-                seed: 1,
-                steps: d.steps,
-                sampler: SamplerKind::DpmSolverPP,
-                style: None,
-                guidance: d.guidance.clone(),
-                tempo_bpm: 120.0,
-                restart: d.restart,
-                refine: d.refine,
-                key: KeyChoice::Typical,
-            };
+            let request = GenerateRequest::card_defaults(&pipeline.card, 1, 1);
             for _ in 0..5 {
                 pipeline.generate(&request, None, None).unwrap();
             }

@@ -11,8 +11,7 @@ use super::DeviceArgs;
 use crate::kernels;
 use crate::model::layers::ConvApply;
 use crate::model::{
-    AutoencoderConfig, GenerateRequest, KeyChoice, ModelCard, Pipeline, SamplerKind, UNetConfig,
-    init_seeded,
+    AutoencoderConfig, GenerateRequest, ModelCard, Pipeline, UNetConfig, init_seeded,
 };
 use crate::roll::{PITCHES, WINDOW_STEPS};
 
@@ -192,18 +191,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         })
     });
     let steps = card.defaults.steps;
-    let request = GenerateRequest {
-        count: 1,
-        seed: 1,
-        steps,
-        sampler: SamplerKind::DpmSolverPP,
-        style: None,
-        guidance: card.defaults.guidance.clone(),
-        tempo_bpm: 120.0,
-        restart: card.defaults.restart,
-        refine: card.defaults.refine,
-        key: KeyChoice::Typical,
-    };
+    let request = GenerateRequest::card_defaults(&card, 1, 1);
     // The drawn style (the same every run: one seed) decides whether sampling is guided, so
     // how many UNet passes each step takes.
     let mut drawn = None;

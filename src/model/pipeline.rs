@@ -40,6 +40,26 @@ pub struct GenerateRequest {
     pub key: KeyChoice,
 }
 
+impl GenerateRequest {
+    /// `count` pieces from `seed` with the card's default settings (sampler, steps, style,
+    /// guidance, restart, refinement), at 120 BPM in a key typical of the style.
+    pub fn card_defaults(card: &ModelCard, count: usize, seed: u64) -> GenerateRequest {
+        let d = &card.defaults;
+        GenerateRequest {
+            count,
+            seed,
+            steps: d.steps,
+            sampler: d.sampler,
+            style: d.style,
+            guidance: d.guidance.clone(),
+            tempo_bpm: 120.0,
+            restart: d.restart,
+            refine: d.refine,
+            key: KeyChoice::Typical,
+        }
+    }
+}
+
 /// Which key a generated piece ends in. The model learned every key alike (its training windows
 /// were transposed at random), so it draws any key as often as any other, and a register to
 /// match; a style's own music does not: Renaissance polyphony sits in C and F, Irish tunes in
