@@ -81,7 +81,7 @@ fn contiguous(t: FlexTensor) -> FlexTensor {
 
 fn values(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>()
-        .expect("the conv kernels take contiguous f32 tensors (checked by the caller)")
+        .expect("our kernels take f32 tensors (checked before they are called)")
 }
 
 fn tensor(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
@@ -197,30 +197,29 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> FloatTensor<Self> {
+        let forward = |x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>| {
+            let (x, w, b) = (
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            );
+            Flex::fast_conv2d(x, w, b, stride, padding)
+        };
         match FastConv2dBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let weight_state = prep.checkpoint(&weight);
-                let out = Flex::fast_conv2d(
-                    x.into_primitive(),
-                    weight.into_primitive(),
-                    bias.into_primitive(),
+                let state = (
+                    prep.checkpoint(&x),
+                    prep.checkpoint(&weight),
                     stride,
                     padding,
                 );
-                prep.finish((x_state, weight_state, stride, padding), out)
+                prep.finish(state, forward(x, weight, bias))
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::fast_conv2d(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias.into_primitive(),
-                stride,
-                padding,
-            )),
+            OpsKind::UnTracked(prep) => prep.finish(forward(x, weight, bias)),
         }
     }
 
@@ -232,38 +231,24 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
         epsilon: f32,
         silu: bool,
     ) -> FloatTensor<Self> {
+        let forward = |x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>| {
+            let (x, g, b) = (
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+            );
+            Flex::fast_group_norm(x, g, b, groups, epsilon, silu)
+        };
         match FastGroupNormBackward
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
-                let state = (
-                    prep.checkpoint(&x),
-                    prep.checkpoint(&gamma),
-                    prep.checkpoint(&beta),
-                    groups,
-                    epsilon,
-                    silu,
-                );
-                let out = Flex::fast_group_norm(
-                    x.into_primitive(),
-                    gamma.into_primitive(),
-                    beta.into_primitive(),
-                    groups,
-                    epsilon,
-                    silu,
-                );
-                prep.finish(state, out)
+                let [xs, gs, bs] = [&x, &gamma, &beta].map(|t| prep.checkpoint(t));
+                prep.finish((xs, gs, bs, groups, epsilon, silu), forward(x, gamma, beta))
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::fast_group_norm(
-                x.into_primitive(),
-                gamma.into_primitive(),
-                beta.into_primitive(),
-                groups,
-                epsilon,
-                silu,
-            )),
+            OpsKind::UnTracked(prep) => prep.finish(forward(x, gamma, beta)),
         }
     }
 }
