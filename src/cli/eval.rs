@@ -49,6 +49,13 @@ pub struct EvalArgs {
     /// Print the figures as JSON instead of the text report.
     #[arg(long)]
     pub json: bool,
+    /// Classifier two-sample test instead of the overlapping areas: per style, how often a
+    /// small CNN tells held-out windows of the model (or --samples) from --data's (5 folds,
+    /// a piece's windows in one fold), beside --train against --data (real against real) and
+    /// random notes; with each set's consonant beats, notes per bar, note length and empty
+    /// beats.
+    #[arg(long, conflicts_with_all = ["autoencoder", "save_to_card"])]
+    pub c2st: bool,
     /// With --model: also store the figures (as --json prints them) in the model's card, with
     /// the sampler settings and thresholds they were measured with as the model's defaults.
     #[arg(long, requires = "model")]
@@ -266,12 +273,149 @@ fn windows(
     Ok(rolls)
 }
 
+/// [`windows`], each with the index of its piece (unique within `dir`).
+fn refs(set: &[(Roll, usize)]) -> Vec<(&Roll, usize)> {
+    set.iter().map(|(r, g)| (r, *g)).collect()
+}
+
+fn grouped_windows(
+    dir: &std::path::Path,
+    per_style: usize,
+    style: Option<Style>,
+) -> anyhow::Result<Vec<(Roll, usize)>> {
+    let (set, _) = WindowSet::scan(dir, 8).with_context(|| dir.display().to_string())?;
+    let rolls: Vec<(Roll, usize)> = set
+        .fixed_with_pieces(per_style)
+        .into_iter()
+        .filter(|(_, s, _)| style.is_none_or(|want| *s == want))
+        .map(|(r, _, piece)| (r, piece))
+        .collect();
+    anyhow::ensure!(
+        !rolls.is_empty(),
+        "{}: no 8-bar windows found",
+        dir.display()
+    );
+    Ok(rolls)
+}
+
+/// One style's row of `eval --c2st`.
+#[derive(serde::Serialize)]
+struct C2stRow {
+    style: Style,
+    model: eval::c2st::C2st,
+    real_vs_real: eval::c2st::C2st,
+    random_notes: eval::c2st::C2st,
+    texture_real: eval::Texture,
+    texture_model: eval::Texture,
+    texture_train: eval::Texture,
+}
+
+/// `eval --c2st`.
+fn c2st_report(args: &EvalArgs, model: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let real = grouped_windows(&args.data, args.count, args.style)?;
+    let train = grouped_windows(&args.train, args.count, args.style)?;
+    let samples = match (model, &args.samples) {
+        (Some(dir), _) => generate_per_style(args, &configured_pipeline(args, dir)?.0)?.0,
+        (None, Some(dir)) => read_samples(dir)?,
+        (None, None) => anyhow::bail!("--c2st compares --model's pieces or --samples' files"),
+    };
+    // The classifier is small: the CPU (with our kernels) trains it in seconds.
+    let device = burn::tensor::Device::flex();
+    let config = eval::c2st::C2stConfig::new().with_seed(args.seed);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+    let mut rows = Vec::new();
+    for style in Style::ALL {
+        let of = |set: &[(Roll, usize)]| -> Vec<(Roll, usize)> {
+            set.iter()
+                .filter(|(r, _)| r.style == Some(style))
+                .cloned()
+                .collect()
+        };
+        let (real, train) = (of(&real), of(&train));
+        let generated: Vec<(Roll, usize)> = samples
+            .iter()
+            .filter(|r| r.style == Some(style))
+            .cloned()
+            .enumerate()
+            .map(|(i, r)| (r, i))
+            .collect();
+        if real.is_empty() || generated.is_empty() {
+            continue;
+        }
+        let real_rolls: Vec<Roll> = real.iter().map(|(r, _)| r.clone()).collect();
+        let random: Vec<(Roll, usize)> = eval::random_baseline(&real_rolls, &mut rng)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (r, i))
+            .collect();
+        let test = |other: &[(Roll, usize)]| {
+            eval::c2st::c2st(&refs(other), &refs(&real), &config, &device)
+        };
+        let rolls =
+            |set: &[(Roll, usize)]| -> Vec<Roll> { set.iter().map(|(r, _)| r.clone()).collect() };
+        rows.push(C2stRow {
+            style,
+            model: test(&generated),
+            real_vs_real: test(&train),
+            random_notes: test(&random),
+            texture_real: eval::texture(&real_rolls),
+            texture_model: eval::texture(&rolls(&generated)),
+            texture_train: eval::texture(&rolls(&train)),
+        });
+    }
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "no style has both real and generated windows"
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "C2ST: a classifier's held-out accuracy at telling each set from {} ({} folds; 0.5 = it cannot)",
+        args.data.display(),
+        config.folds
+    );
+    for row in &rows {
+        let acc = |c: &eval::c2st::C2st| format!("{:.2} ± {:.2}", c.accuracy, c.spread);
+        println!(
+            "{:<10} model {}   real vs real {}   random notes {}   ({} windows a set)",
+            row.style.to_string(),
+            acc(&row.model),
+            acc(&row.real_vs_real),
+            acc(&row.random_notes),
+            row.model.per_set
+        );
+        let (r, m, t) = (row.texture_real, row.texture_model, row.texture_train);
+        println!(
+            "{:<10} real / model / train: consonant beats {:.3} / {:.3} / {:.3}, notes per bar {:.1} / {:.1} / {:.1}, mean note length {:.2} / {:.2} / {:.2}, empty beats {:.3} / {:.3} / {:.3}",
+            "",
+            r.consonant_beats,
+            m.consonant_beats,
+            t.consonant_beats,
+            r.notes_per_bar,
+            m.notes_per_bar,
+            t.notes_per_bar,
+            r.mean_note_length,
+            m.mean_note_length,
+            t.mean_note_length,
+            r.empty_beats,
+            m.empty_beats,
+            t.empty_beats
+        );
+    }
+    Ok(())
+}
+
 fn read_samples(dir: &std::path::Path) -> anyhow::Result<Vec<Roll>> {
     let corpus = crate::train::corpus::scan(dir, STEPS_PER_BAR)
         .with_context(|| dir.display().to_string())?;
     let mut rolls = Vec::new();
     for piece in corpus.pieces {
-        rolls.push(piece.song.to_roll().window(0, WINDOW_STEPS));
+        let mut roll = piece.song.to_roll().window(0, WINDOW_STEPS);
+        // The style folder it sits in (`<dir>/<style>/*.mid`), for the per-style figures.
+        roll.style = roll.style.or(piece.style);
+        rolls.push(roll);
     }
     for rejected in corpus.rejected {
         eprintln!("skipped {}: {}", rejected.path.display(), rejected.reason);
@@ -360,6 +504,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::model::catalog::resolve)
         .transpose()?;
+    if args.c2st {
+        return c2st_report(&args, model.as_deref());
+    }
     let real = windows(&args.data, args.count, args.style)?;
     if !args.denoise_probe.is_empty()
         && let Some(dir) = &model
@@ -372,96 +519,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let mut measured_with = None;
     let (label, samples) = match (&model, &args.samples) {
         (Some(dir), _) => {
-            let chosen = args.device.choose()?;
-            let mut pipeline = Pipeline::load(dir, &chosen.device)?;
-            match args.thresholds.as_deref() {
-                None => {}
-                Some(&[onset, sustain]) => pipeline.card.thresholds = [onset, sustain],
-                Some(_) => anyhow::bail!("--thresholds takes two numbers: onset,sustain"),
-            }
-            if let Some(own) = args.style_thresholds.clone() {
-                pipeline.card.style_thresholds = own;
-            }
-            if let Some(lines) = args.single_line.clone() {
-                pipeline.card.single_line = lines;
-            }
-            if let Some(limits) = args.fuller_above.clone() {
-                pipeline.card.fuller_above = limits;
-            }
-            if let Some(voices) = args.voices.clone() {
-                pipeline.card.voices = voices;
-            }
-            if let Some(below) = args.rare_degrees_below.clone() {
-                pipeline.card.rare_degrees_below = below;
-            }
-            if let Some(fill) = args.fill_silent_beats.clone() {
-                pipeline.card.fill_silent_beats = fill;
-            }
-            if let Some(g) = args.guidance {
-                pipeline.card.defaults.guidance = g;
-            }
-            if let Some(restart) = args.restart {
-                pipeline.card.defaults.restart = restart.0;
-            }
-            if let Some(refine) = args.refine {
-                pipeline.card.defaults.refine = refine.0;
-            }
-            if let Some(sampler) = args.sampler {
-                pipeline.card.defaults.sampler = sampler;
-            }
-            if let Some(steps) = args.steps {
-                pipeline.card.defaults.steps = steps;
-            }
-            if let Some(n) = args.drop_blips {
-                pipeline.card.mending.drop_blips = n;
-            }
-            if let Some(n) = args.join_gap {
-                pipeline.card.mending.join_gap = n;
-            }
-            if let Some(t) = args.trim_early {
-                pipeline.card.mending.trim_early = t;
-            }
-            if let Some(n) = args.legato_gap {
-                pipeline.card.mending.legato_gap = n;
-            }
-            if let Some(m) = args.merge_doubled_onsets {
-                pipeline.card.mending.merge_doubled_onsets = m;
-            }
+            let (pipeline, device) = configured_pipeline(&args, dir)?;
             // The card as the figures were measured with it: what --save-to-card keeps.
             measured_with = Some(pipeline.card.clone());
             inpainting = Some(inpaint_score(&pipeline, &real, &train, args.seed)?);
-            let styles: Vec<Style> = match args.style {
-                Some(s) => vec![s],
-                None => Style::ALL.to_vec(),
-            };
-            let mut rolls = Vec::new();
-            let mut repaired = Vec::new();
-            // A fine-tuned model writes like its files under the label it learned them as
-            // (its card says which), whatever the style folder they are compared with.
-            let learned = pipeline.card.defaults.style;
-            for (i, style) in styles.into_iter().enumerate() {
-                let request = GenerateRequest {
-                    count: args.count,
-                    seed: args.seed + i as u64,
-                    steps: pipeline.card.defaults.steps,
-                    sampler: pipeline.card.defaults.sampler,
-                    style: Some(learned.unwrap_or(style)),
-                    guidance: pipeline.card.defaults.guidance.clone(),
-                    tempo_bpm: style.default_tempo(),
-                    restart: pipeline.card.defaults.restart,
-                    refine: pipeline.card.defaults.refine,
-                    key: args.key.unwrap_or_default(),
-                };
-                let generated = pipeline.generate(&request, None, None)?;
-                repaired.extend(generated.repaired);
-                rolls.extend(generated.rolls.into_iter().map(|mut r| {
-                    r.style = Some(style);
-                    r
-                }));
-            }
+            let (rolls, repaired) = generate_per_style(&args, &pipeline)?;
             orphans = Some([
                 OrphanRates::of(
-                    reconstruct(&pipeline, &real, &chosen.device)
+                    reconstruct(&pipeline, &real, &device)
                         .iter()
                         .map(|(r, v)| (r, v)),
                 ),
@@ -604,6 +669,107 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The model in `dir` on the chosen device, with the card settings given on the command line.
+fn configured_pipeline(
+    args: &EvalArgs,
+    dir: &std::path::Path,
+) -> anyhow::Result<(Pipeline, burn::tensor::Device)> {
+    let chosen = args.device.choose()?;
+    let mut pipeline = Pipeline::load(dir, &chosen.device)?;
+    match args.thresholds.as_deref() {
+        None => {}
+        Some(&[onset, sustain]) => pipeline.card.thresholds = [onset, sustain],
+        Some(_) => anyhow::bail!("--thresholds takes two numbers: onset,sustain"),
+    }
+    if let Some(own) = args.style_thresholds.clone() {
+        pipeline.card.style_thresholds = own;
+    }
+    if let Some(lines) = args.single_line.clone() {
+        pipeline.card.single_line = lines;
+    }
+    if let Some(limits) = args.fuller_above.clone() {
+        pipeline.card.fuller_above = limits;
+    }
+    if let Some(voices) = args.voices.clone() {
+        pipeline.card.voices = voices;
+    }
+    if let Some(below) = args.rare_degrees_below.clone() {
+        pipeline.card.rare_degrees_below = below;
+    }
+    if let Some(fill) = args.fill_silent_beats.clone() {
+        pipeline.card.fill_silent_beats = fill;
+    }
+    if let Some(g) = args.guidance.clone() {
+        pipeline.card.defaults.guidance = g;
+    }
+    if let Some(restart) = args.restart {
+        pipeline.card.defaults.restart = restart.0;
+    }
+    if let Some(refine) = args.refine {
+        pipeline.card.defaults.refine = refine.0;
+    }
+    if let Some(sampler) = args.sampler {
+        pipeline.card.defaults.sampler = sampler;
+    }
+    if let Some(steps) = args.steps {
+        pipeline.card.defaults.steps = steps;
+    }
+    if let Some(n) = args.drop_blips {
+        pipeline.card.mending.drop_blips = n;
+    }
+    if let Some(n) = args.join_gap {
+        pipeline.card.mending.join_gap = n;
+    }
+    if let Some(t) = args.trim_early {
+        pipeline.card.mending.trim_early = t;
+    }
+    if let Some(n) = args.legato_gap {
+        pipeline.card.mending.legato_gap = n;
+    }
+    if let Some(m) = args.merge_doubled_onsets {
+        pipeline.card.mending.merge_doubled_onsets = m;
+    }
+    Ok((pipeline, chosen.device))
+}
+
+/// `--count` pieces per style (or of `--style`) with the card's settings, each labelled with
+/// the style it is compared under, and what the decoder's mending did to each.
+fn generate_per_style(
+    args: &EvalArgs,
+    pipeline: &Pipeline,
+) -> anyhow::Result<(Vec<Roll>, Vec<Validity>)> {
+    let styles: Vec<Style> = match args.style {
+        Some(s) => vec![s],
+        None => Style::ALL.to_vec(),
+    };
+    let mut rolls = Vec::new();
+    let mut repaired = Vec::new();
+    // A fine-tuned model writes like its files under the label it learned them as
+    // (its card says which), whatever the style folder they are compared with.
+    let learned = pipeline.card.defaults.style;
+    for (i, style) in styles.into_iter().enumerate() {
+        let request = GenerateRequest {
+            count: args.count,
+            seed: args.seed + i as u64,
+            steps: pipeline.card.defaults.steps,
+            sampler: pipeline.card.defaults.sampler,
+            style: Some(learned.unwrap_or(style)),
+            guidance: pipeline.card.defaults.guidance.clone(),
+            tempo_bpm: style.default_tempo(),
+            restart: pipeline.card.defaults.restart,
+            refine: pipeline.card.defaults.refine,
+            key: args.key.unwrap_or_default(),
+        };
+        let generated = pipeline.generate(&request, None, None)?;
+        repaired.extend(generated.repaired);
+        rolls.extend(generated.rolls.into_iter().map(|mut r| {
+            r.style = Some(style);
+            r
+        }));
+    }
+    Ok((rolls, repaired))
 }
 
 /// `value` as JSON with each `f32` at its shortest decimal (0.3, not the 0.30000001192092896

@@ -3,6 +3,7 @@
 //! MGEval), per-sample musical statistics (muspy's definitions), and validity rates. Pure
 //! functions of rolls; the CLI's `eval` command gathers the sets.
 
+pub mod c2st;
 mod framewise;
 mod memorization;
 
@@ -265,6 +266,66 @@ pub fn score(real: &[Roll], samples: &[Roll]) -> Report {
 
 /// Random notes with the note count of each real window: the baseline any metric worth
 /// reporting must tell apart from music.
+/// What a listener hears first in a set of windows: how consonant its beats are, how busy and
+/// how long its notes, how often a beat is silent.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Texture {
+    /// Of the beats where two or more pitches sound, the share whose every interval is a
+    /// unison, octave, third, fourth, fifth or sixth.
+    pub consonant_beats: f64,
+    pub notes_per_bar: f64,
+    /// In sixteenths.
+    pub mean_note_length: f64,
+    /// Beats with nothing sounding (`empty_beat_rate` of [`statistics`]), averaged.
+    pub empty_beats: f64,
+}
+
+/// Intervals (mod 12) counted consonant in [`Texture::consonant_beats`].
+const CONSONANT: [u8; 7] = [0, 3, 4, 5, 7, 8, 9];
+
+/// [`Texture`] of a set, pooled over its windows.
+pub fn texture(rolls: &[Roll]) -> Texture {
+    let (mut sonorities, mut consonant) = (0usize, 0usize);
+    let (mut notes, mut length, mut bars, mut empty) = (0usize, 0u64, 0usize, 0.0f64);
+    let empty_index = STATISTICS
+        .iter()
+        .position(|s| *s == "empty_beat_rate")
+        .expect("empty_beat_rate is a statistic");
+    for roll in rolls {
+        let list = roll.notes();
+        notes += list.len();
+        length += list.iter().map(|n| u64::from(n.end - n.start)).sum::<u64>();
+        bars += roll.steps() / STEPS_PER_BAR;
+        empty += statistics(roll)[empty_index];
+        for beat in (0..roll.steps() as u32).step_by(STEPS_PER_BEAT) {
+            let mut pitches: Vec<u8> = list
+                .iter()
+                .filter(|n| n.start <= beat && beat < n.end)
+                .map(|n| n.pitch)
+                .collect();
+            pitches.sort_unstable();
+            pitches.dedup();
+            if pitches.len() < 2 {
+                continue;
+            }
+            sonorities += 1;
+            let all_consonant = pitches.iter().enumerate().all(|(i, a)| {
+                pitches[i + 1..]
+                    .iter()
+                    .all(|b| CONSONANT.contains(&((b - a) % 12)))
+            });
+            consonant += usize::from(all_consonant);
+        }
+    }
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    Texture {
+        consonant_beats: ratio(consonant as f64, sonorities as f64),
+        notes_per_bar: ratio(notes as f64, bars as f64),
+        mean_note_length: ratio(length as f64, notes as f64),
+        empty_beats: ratio(empty, rolls.len() as f64),
+    }
+}
+
 pub fn random_baseline(real: &[Roll], rng: &mut impl rand::Rng) -> Vec<Roll> {
     use rand::RngExt;
     real.iter()
@@ -311,6 +372,26 @@ mod tests {
         assert!((oa - 0.5).abs() < 0.05, "{oa}");
         let nearly: Vec<f64> = (0..50).map(|i| if i == 0 { 1.0 } else { 0.0 }).collect();
         assert!(overlapping_area(&zeros, &nearly) > 0.95);
+    }
+
+    #[test]
+    fn texture_of_triads_clusters_and_rests() {
+        let steps = 2 * STEPS_PER_BAR as u32;
+        // Bar 1: a C major triad in quarters; bar 2: silent but for one cluster on beat 1.
+        let mut notes = Vec::new();
+        for beat in 0..4u32 {
+            for p in [60, 64, 67] {
+                notes.push(Note::new(p, beat * 4, beat * 4 + 4, 80));
+            }
+        }
+        for p in [60, 61, 62] {
+            notes.push(Note::new(p, 16, 18, 80));
+        }
+        let t = texture(&[Roll::from_notes(&notes, steps as usize)]);
+        assert_eq!(t.consonant_beats, 4.0 / 5.0);
+        assert_eq!(t.notes_per_bar, 15.0 / 2.0);
+        assert_eq!(t.mean_note_length, (12.0 * 4.0 + 3.0 * 2.0) / 15.0);
+        assert_eq!(t.empty_beats, 3.0 / 8.0);
     }
 
     #[test]

@@ -15,7 +15,8 @@ use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{
-    ConvApply, NormApply, ResBlock, conv_flops, conv3, downsample, norm, res_block_flops, upsample2,
+    ConvApply, NormApply, ResBlock, conv_flops, conv3, downsample, fold, norm, res_block_flops,
+    upsample2,
 };
 
 #[derive(Config, Debug, PartialEq)]
@@ -165,14 +166,6 @@ pub struct Autoencoder {
     dec_blocks: Vec<ResBlock>,
     dec_norm: GroupNorm,
     dec_out: Conv2d,
-}
-
-/// [B, C, H, W] → [B, C·r², H/r, W/r]: each r×r patch becomes channels.
-fn fold(x: Tensor<4>, r: usize) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h / r, r, w / r, r])
-        .permute([0, 1, 3, 5, 2, 4])
-        .reshape([b, c * r * r, h / r, w / r])
 }
 
 /// The inverse of [`fold`].

@@ -60,6 +60,14 @@ pub fn downsample(c_in: usize, c_out: usize, device: &Device) -> Conv2d {
         .init(device)
 }
 
+/// [B, C, H, W] → [B, C·r², H/r, W/r]: each r×r patch becomes channels.
+pub fn fold(x: Tensor<4>, r: usize) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h / r, r, w / r, r])
+        .permute([0, 1, 3, 5, 2, 4])
+        .reshape([b, c * r * r, h / r, w / r])
+}
+
 /// Nearest-neighbour ×2 upsampling by repeating rows and columns.
 pub fn upsample2(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();

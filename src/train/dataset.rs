@@ -209,13 +209,22 @@ impl WindowSet {
     /// Up to `per_style` windows per style, evenly spread and untransposed: a fixed
     /// validation set.
     pub fn fixed(&self, per_style: usize) -> Vec<(Roll, Style)> {
+        self.fixed_with_pieces(per_style)
+            .into_iter()
+            .map(|(roll, style, _)| (roll, style))
+            .collect()
+    }
+
+    /// [`WindowSet::fixed`], each window with the index of the piece it comes from (windows of
+    /// one piece overlap, so tests that hold data out hold out whole pieces).
+    pub fn fixed_with_pieces(&self, per_style: usize) -> Vec<(Roll, Style, usize)> {
         let mut out = Vec::new();
         for (i, windows) in self.by_style.iter().enumerate() {
             let style = Style::from_index(i).expect("style index in range");
             for w in evenly_spread(windows, per_style) {
                 let mut roll = self.roll(*w, 0);
                 roll.style = Some(style);
-                out.push((roll, style));
+                out.push((roll, style, w.piece));
             }
         }
         out
