@@ -2,7 +2,7 @@
 //! training steps at batch 16, UNet sampling steps at batch 1, or whole `generate` calls of the
 //! shipped model, with our kernels (add `stock` for burn's own ops).
 
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::AdamWConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use diffroll::model::{GenerateRequest, ModelCard, Pipeline, Schedule, init_seeded, normal};
 use rand::SeedableRng;
@@ -42,9 +42,7 @@ fn run(what: &str) {
                     &Schedule::default(),
                     &mut rng,
                 );
-                let loss = noised.v_loss(&unet, vec![0; 16], &ad);
-                let grads = GradientsParams::from_grads(loss.backward(), &unet);
-                unet = optim.step(1e-4, unet, grads);
+                unet = noised.step(unet, &mut optim, vec![0; 16], 1e-4, &ad).0;
             }
             println!(
                 "8 training steps: {:.0} ms each",

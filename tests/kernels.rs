@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::AdamWConfig;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use diffroll::kernels::{self, conv::ConvShape};
@@ -246,10 +246,9 @@ fn losses(steps: usize) -> Vec<f32> {
     (0..steps)
         .map(|_| {
             let noised = noise_batch(z0.clone(), &schedule, &mut rng);
-            let loss = noised.v_loss(&unet, vec![0, 1, 2, 4], &ad);
-            let value = loss.clone().into_scalar::<f32>();
-            let grads = GradientsParams::from_grads(loss.backward(), &unet);
-            unet = optim.step(1e-3, unet.clone(), grads);
+            let (stepped, value) =
+                noised.step(unet.clone(), &mut optim, vec![0, 1, 2, 4], 1e-3, &ad);
+            unet = stepped;
             value
         })
         .collect()

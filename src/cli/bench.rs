@@ -72,7 +72,7 @@ fn train_samples_per_s(
     device: &Device,
     reps: usize,
 ) -> f64 {
-    use burn::optim::{AdamWConfig, GradientsParams};
+    use burn::optim::AdamWConfig;
     use rand::SeedableRng;
 
     let ad = device.clone().autodiff();
@@ -89,9 +89,7 @@ fn train_samples_per_s(
     let ms = median_ms(reps, device, || {
         let noised = crate::train::diffusion::noise_batch(z0.clone(), &schedule, &mut rng);
         let Some(model) = unet.take() else { return };
-        let loss = noised.v_loss(&model, labels.clone(), &ad);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        unet = Some(optim.step(1e-4, model, grads));
+        unet = Some(noised.step(model, &mut optim, labels.clone(), 1e-4, &ad).0);
     });
     TRAIN_BATCH as f64 / (ms / 1000.0)
 }

@@ -38,8 +38,8 @@ pub fn record_shapes<R>(f: impl FnOnce() -> R) -> (R, Vec<conv::ConvShape>) {
     (out, shapes)
 }
 
-/// Runs `f` with burn's own convolutions on this thread, as a reference to compare against
-/// (`diffroll bench` reports both; the tests check that both agree).
+/// Runs `f` with burn's own ops (convolutions, GroupNorm, SiLU) on this thread, to compare
+/// against (`diffroll bench` reports both; the tests check that both agree).
 pub fn with_stock_ops<R>(f: impl FnOnce() -> R) -> R {
     let before = STOCK.with(|s| s.replace(true));
     let out = f();

@@ -107,6 +107,22 @@ impl NoisedBatch {
         let pred = unet.forward(self.x_t.autodiff(), &self.t, labels);
         (pred - self.v.autodiff()).powf_scalar(2.0).mean()
     }
+
+    /// One optimiser step of `unet` on this batch: the v-loss, its gradients and the update at
+    /// learning rate `lr`. Returns the updated UNet and the loss before the step.
+    pub fn step(
+        self,
+        unet: UNet,
+        optim: &mut burn::optim::ModuleOptimizer,
+        labels: Vec<i64>,
+        lr: f64,
+        ad: &Device,
+    ) -> (UNet, f32) {
+        let loss = self.v_loss(&unet, labels, ad);
+        let value = loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), &unet);
+        (optim.step(lr, unet, grads), value)
+    }
 }
 
 /// Noises a batch of (scaled) clean latents `z0` at timesteps drawn uniformly from
@@ -251,16 +267,15 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
         let refs: Vec<&Roll> = rolls.iter().collect();
         let z0 = norm.normalize(ae.encode(rolls_to_tensor(&refs, &run.device)));
         let noised = noise_batch(z0, &schedule, &mut rng);
-        let loss = noised.v_loss(&unet, labels, &ad);
-        let loss_value = f64::from(loss.clone().into_scalar::<f32>());
+        let lr = learning_rate(t.lr, state.step, t.steps, t.warmup);
+        let (stepped, loss) = noised.step(unet, &mut optim, labels, lr, &ad);
+        unet = stepped;
+        let loss_value = f64::from(loss);
         loss_avg = if state.step == 0 {
             loss_value
         } else {
             0.99 * loss_avg + 0.01 * loss_value
         };
-        let grads = GradientsParams::from_grads(loss.backward(), &unet);
-        let lr = learning_rate(t.lr, state.step, t.steps, t.warmup);
-        unet = optim.step(lr, unet, grads);
         ema = ema::update(ema, &unet.valid(), ema::decay_at(state.step, t.ema_decay));
         state.step += 1;
         let mut message = None;

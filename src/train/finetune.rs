@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::AdamWConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -220,15 +220,15 @@ pub fn finetune(run: FinetuneRun<'_>, control: Control<'_>) -> Result<Finetuned,
             })
             .collect();
         let noised = noise_batch(encode(&rolls), &schedule, &mut rng);
-        let loss = noised.v_loss(&unet, labels, &ad);
-        let value = f64::from(loss.clone().into_scalar::<f32>());
+        let lr = learning_rate(t.lr, step, t.steps, t.warmup);
+        let (stepped, loss) = noised.step(unet, &mut optim, labels, lr, &ad);
+        unet = stepped;
+        let value = f64::from(loss);
         loss_avg = if step == 0 {
             value
         } else {
             0.95 * loss_avg + 0.05 * value
         };
-        let grads = GradientsParams::from_grads(loss.backward(), &unet);
-        unet = optim.step(learning_rate(t.lr, step, t.steps, t.warmup), unet, grads);
         (control.on_progress)(&Progress {
             step: step + 1,
             total: t.steps,
