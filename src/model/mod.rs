@@ -19,7 +19,7 @@ pub mod validity;
 pub use autoencoder::{Autoencoder, AutoencoderConfig};
 pub use guidance::{BadGuidance, Guidance};
 pub use latent::LatentNorm;
-pub use pipeline::{GenerateRequest, Generated, KeyChoice, Pipeline, StepEvent, normal};
+pub use pipeline::{Fog, GenerateRequest, Generated, KeyChoice, Pipeline, StepEvent, normal};
 pub use sampler::{Cancelled, Restart, SamplerKind};
 pub use schedule::Schedule;
 pub use seeded::init_seeded;

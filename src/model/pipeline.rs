@@ -109,6 +109,69 @@ pub struct StepEvent<'a> {
     pub total: usize,
     /// The rolls the model predicts at this step, one per sample.
     pub preview: &'a [Roll],
+    /// What the decoder makes of this step's prediction before any threshold, one per sample
+    /// and moved to the same key as `preview`: the image the model is denoising.
+    pub fog: &'a [Fog],
+}
+
+/// The decoder's onset and sustain probabilities over one window: what a prediction looks
+/// like before thresholds turn it into notes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fog {
+    steps: usize,
+    /// `[pitch, step]`, row-major, in 0..=1.
+    onset: Vec<f32>,
+    sustain: Vec<f32>,
+}
+
+impl Fog {
+    /// Probabilities from logits laid out as [`Roll::to_planes`] lays out planes
+    /// (`[plane, pitch, step]`).
+    pub fn from_logits(logits: &[f32], steps: usize) -> Fog {
+        assert_eq!(logits.len(), 2 * PITCHES * steps, "logits must be [2, 128, steps]");
+        let sigmoid = |v: &f32| 1.0 / (1.0 + (-v).exp());
+        let (onset, sustain) = logits.split_at(PITCHES * steps);
+        Fog {
+            steps,
+            onset: onset.iter().map(sigmoid).collect(),
+            sustain: sustain.iter().map(sigmoid).collect(),
+        }
+    }
+
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Probability that a note starts at (`pitch`, `step`).
+    pub fn onset(&self, pitch: usize, step: usize) -> f32 {
+        self.onset[pitch * self.steps + step]
+    }
+
+    /// Probability that a note sounds at (`pitch`, `step`).
+    pub fn sustain(&self, pitch: usize, step: usize) -> f32 {
+        self.sustain[pitch * self.steps + step]
+    }
+
+    /// Every pitch moved by `semitones` (as [`Roll::transposed`]); rows moved off the
+    /// keyboard are dropped, rows moved in are silent.
+    pub fn transposed(&self, semitones: i32) -> Fog {
+        let shift = |plane: &[f32]| {
+            let mut out = vec![0.0; plane.len()];
+            for pitch in 0..PITCHES {
+                let target = pitch as i32 + semitones;
+                if (0..PITCHES as i32).contains(&target) {
+                    let (src, dst) = (pitch * self.steps, target as usize * self.steps);
+                    out[dst..dst + self.steps].copy_from_slice(&plane[src..src + self.steps]);
+                }
+            }
+            out
+        };
+        Fog {
+            steps: self.steps,
+            onset: shift(&self.onset),
+            sustain: shift(&self.sustain),
+        }
+    }
 }
 
 /// A finished generation.
@@ -201,6 +264,30 @@ impl Pipeline {
             &decoding,
             self.card.mending,
         )
+    }
+
+    /// [`Pipeline::decode`], with the decoder's probabilities before any threshold.
+    pub fn decode_with_fog(
+        &self,
+        z: Tensor<4>,
+        styles: &[Option<Style>],
+    ) -> (Vec<(Roll, Validity)>, Vec<Fog>) {
+        let z = self.card.latent_norm().denormalize(z);
+        let decoding: Vec<Decoding> = styles.iter().map(|&s| self.card.decoding_for(s)).collect();
+        let logits = self.autoencoder.decode_logits(z);
+        let [b, _, p, t] = logits.dims();
+        let values: Vec<f32> = logits
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        let per = 2 * p * t;
+        let fog = (0..b)
+            .filter_map(|i| values.get(i * per..(i + 1) * per))
+            .map(|planes| Fog::from_logits(planes, t))
+            .collect();
+        (logits_to_rolls(logits, &decoding, self.card.mending), fog)
     }
 
     /// The decoding thresholds of each of `styles`.
@@ -414,10 +501,18 @@ impl Pipeline {
             keys.set_stream(1);
             (0..request.count).map(|_| keys.random()).collect()
         };
-        let move_to_key = |rolls: &mut [Roll]| {
+        // The semitones each roll was moved by (none for inpainting).
+        let move_to_key = |rolls: &mut [Roll]| -> Vec<i32> {
+            let mut shifts = vec![0; rolls.len()];
             if fresh {
-                for ((roll, &style), &draw) in rolls.iter_mut().zip(&styles).zip(&key_draws) {
-                    *roll = roll.transposed(self.key_shift(roll, style, request.key, draw));
+                for (((roll, &style), &draw), shift) in rolls
+                    .iter_mut()
+                    .zip(&styles)
+                    .zip(&key_draws)
+                    .zip(shifts.iter_mut())
+                {
+                    *shift = self.key_shift(roll, style, request.key, draw);
+                    *roll = roll.transposed(*shift);
                     if let (Some(below), Some(profile)) = (
                         self.card.rare_degrees_below.get(&style),
                         self.card.key_profile(style),
@@ -426,6 +521,7 @@ impl Pipeline {
                     }
                 }
             }
+            shifts
         };
         let [c, h, w] = self.latent_shape();
         let shape = [request.count, c, h, w];
@@ -474,16 +570,19 @@ impl Pipeline {
         let mut noise = |shape: [usize; 4]| normal(&mut rng, shape, &self.device);
         let mut report = |info: sampler::StepInfo<'_>| {
             if let Some(cb) = on_step.as_mut() {
-                let mut preview: Vec<Roll> = self
-                    .decode(info.x0.clone(), &labelled)
-                    .into_iter()
-                    .map(|(r, _)| r)
+                let (decoded, fog) = self.decode_with_fog(info.x0.clone(), &labelled);
+                let mut preview: Vec<Roll> = decoded.into_iter().map(|(r, _)| r).collect();
+                let shifts = move_to_key(&mut preview);
+                let fog: Vec<Fog> = fog
+                    .iter()
+                    .zip(&shifts)
+                    .map(|(f, &s)| if s == 0 { f.clone() } else { f.transposed(s) })
                     .collect();
-                move_to_key(&mut preview);
                 cb(StepEvent {
                     step: info.step,
                     total: info.total,
                     preview: &preview,
+                    fog: &fog,
                 });
             }
         };
