@@ -1,6 +1,8 @@
-//! `diffroll generate`: eight-bar pieces as MIDI (and PNG) files, or new takes on some bars of
-//! a MIDI file of yours (`--inpaint FILE --bars A-B`). Owns the command's options, placing the
-//! model window around the bars to rework, and writing the takes; generation itself is
+//! `diffroll generate`: pieces of 1 to 64 bars as MIDI (and PNG) files, or work on MIDI files
+//! of yours: new takes on some bars (`--inpaint FILE --bars A-B`), a continuation
+//! (`--continue`), variations (`--vary`), a blend of two (`--interpolate`), a harmonization of
+//! a melody (`--harmonize`). Owns the command's options, reading the files, placing the model
+//! window around the bars to rework, and writing the takes; generation itself is
 //! [`crate::model::Pipeline`]'s.
 
 use std::ops::Range;
@@ -13,15 +15,21 @@ use clap::Args;
 use super::DeviceArgs;
 use crate::fsutil::atomic_write;
 use crate::model::{GenerateRequest, Guidance, KeyChoice, Pipeline, SamplerKind};
-use crate::roll::{Note, Roll, Style, WINDOW_STEPS, splice};
+use crate::roll::{Note, Roll, Score, Style, WINDOW_STEPS, splice};
 use crate::{midi, render};
 
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("edit")
+        .args(["inpaint", "continue_from", "vary", "interpolate", "harmonize"])
+        .multiple(false)
+))]
 pub struct GenerateArgs {
     /// Model: a folder, `base` (the shipped model) or the name of a saved (fine-tuned) model.
     #[arg(long, default_value = "base")]
     pub model: PathBuf,
-    /// Number of eight-bar pieces.
+    /// Number of pieces (of takes, for the options that work on your music; of pieces from
+    /// A to B, ends included, for --interpolate).
     #[arg(long, short = 'n', default_value_t = 1, value_parser = super::at_least_one)]
     pub count: usize,
     /// Random seed; the same seed and settings give byte-identical files. Random if omitted.
@@ -74,10 +82,43 @@ pub struct GenerateArgs {
         help_heading = "Rework bars of a piece"
     )]
     pub inpaint: Option<PathBuf>,
-    /// The bars of the --inpaint file to generate anew: FIRST-LAST (e.g. 5-6) or one bar,
-    /// counted from 1 as the file's time signatures lay them out; at most 8 bars of 4/4.
-    #[arg(long, requires = "inpaint", help_heading = "Rework bars of a piece")]
+    /// Length of new pieces in bars (1-64; default 8), of a continuation (default 8); with
+    /// --inpaint, the bars to generate anew: FIRST-LAST (e.g. 5-6) or one bar, counted from 1
+    /// as the file's time signatures lay them out, at most 8 bars of 4/4.
+    #[arg(long)]
     pub bars: Option<BarSpan>,
+    /// A MIDI file to continue: --bars bars (default 8) appended that follow on from its last
+    /// bars, in its key and (without --style) its style. Its own notes stay as written.
+    #[arg(
+        long = "continue",
+        value_name = "FILE",
+        help_heading = "Work on your own music"
+    )]
+    pub continue_from: Option<PathBuf>,
+    /// A MIDI file to vary: takes that keep its shape and move away from it as --strength
+    /// rises.
+    #[arg(long, value_name = "FILE", help_heading = "Work on your own music")]
+    pub vary: Option<PathBuf>,
+    /// How far --vary moves from the clip, from 0 (the clip itself) to 1 (new music over its
+    /// length); for --interpolate, how freely the pieces between the two ends are rewritten.
+    #[arg(long, default_value_t = 0.5, help_heading = "Work on your own music")]
+    pub strength: f32,
+    /// Two MIDI files to blend: -n pieces (at least 2) from A's first 8 bars to B's, the two
+    /// ends included.
+    #[arg(
+        long,
+        num_args = 2,
+        value_names = ["A", "B"],
+        help_heading = "Work on your own music"
+    )]
+    pub interpolate: Option<Vec<PathBuf>>,
+    /// A MIDI file whose melody to harmonize: its notes stay exactly as written and the other
+    /// voices are written around them. The melody is the file's top line, or --track.
+    #[arg(long, value_name = "FILE", help_heading = "Work on your own music")]
+    pub harmonize: Option<PathBuf>,
+    /// The track holding the melody to --harmonize, counted from 1 as a DAW shows them.
+    #[arg(long, requires = "harmonize", help_heading = "Work on your own music")]
+    pub track: Option<usize>,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -219,12 +260,271 @@ fn window_around(bar_starts: &[u32], span: &Range<u32>, steps: u32) -> u32 {
         .unwrap_or(span.start)
 }
 
+/// A MIDI file read for one of the options that work on your music.
+struct Input {
+    path: PathBuf,
+    stem: String,
+    song: midi::Song,
+    score: Score,
+}
+
+impl Input {
+    /// Reads `path`; a file with no tracks or no pitched notes says so.
+    fn read(path: &Path) -> anyhow::Result<Input> {
+        let song = midi::read_file(path).with_context(|| super::shown(path))?;
+        anyhow::ensure!(
+            song.tracks > 0,
+            "{}: the file has no tracks, so there is no music to work on",
+            super::shown(path)
+        );
+        anyhow::ensure!(
+            !song.notes.is_empty(),
+            "{}: no pitched notes to work on (drums on channel 10 are left out)",
+            super::shown(path)
+        );
+        let score = Score {
+            notes: song.notes.clone(),
+            steps: song.steps,
+            style: None,
+            tempo_bpm: song.tempo_bpm,
+            program: song.program,
+        };
+        let stem = path
+            .file_stem()
+            .map_or("piece".into(), |s| s.to_string_lossy().into_owned());
+        Ok(Input {
+            path: path.to_path_buf(),
+            stem,
+            song,
+            score,
+        })
+    }
+
+    /// The melody to harmonize: track `track` (from 1), or the top line of the whole file.
+    fn melody(&self, track: Option<usize>) -> anyhow::Result<Score> {
+        let notes = match track {
+            None => self.score.top_line(),
+            Some(n) => {
+                let found = self.song.tracks_with_notes();
+                let listed = found
+                    .iter()
+                    .map(|(t, count)| format!("{} ({count} notes)", t + 1))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let notes = n.checked_sub(1).map(|t| self.song.track_notes(t));
+                match notes {
+                    Some(notes) if !notes.is_empty() => notes,
+                    _ => anyhow::bail!(
+                        "{}: track {n} holds no notes; the tracks with notes are {listed}",
+                        super::shown(&self.path)
+                    ),
+                }
+            }
+        };
+        Ok(Score {
+            notes,
+            ..self.score.clone()
+        })
+    }
+}
+
+/// What the command was asked to do with files of the user's.
+enum Edit {
+    Continue(Input, usize),
+    Vary(Input),
+    Blend(Input, Input),
+    Harmonize(Input, Score),
+}
+
+impl Edit {
+    fn from_args(args: &GenerateArgs) -> anyhow::Result<Option<Edit>> {
+        let length = |args: &GenerateArgs| -> anyhow::Result<usize> { bars_count(args.bars) };
+        Ok(if let Some(path) = &args.continue_from {
+            Some(Edit::Continue(Input::read(path)?, length(args)?))
+        } else if let Some(path) = &args.vary {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&args.strength),
+                "--strength {} must be between 0 (the clip itself) and 1",
+                args.strength
+            );
+            Some(Edit::Vary(Input::read(path)?))
+        } else if let Some(paths) = &args.interpolate {
+            anyhow::ensure!(
+                args.count >= 2,
+                "--interpolate writes -n pieces from A to B, the ends included: give -n 2 or more"
+            );
+            let [a, b] = paths.as_slice() else {
+                anyhow::bail!("--interpolate takes two MIDI files, A and B");
+            };
+            Some(Edit::Blend(Input::read(a)?, Input::read(b)?))
+        } else if let Some(path) = &args.harmonize {
+            let input = Input::read(path)?;
+            let melody = input.melody(args.track)?;
+            Some(Edit::Harmonize(input, melody))
+        } else {
+            None
+        })
+    }
+}
+
+/// `--bars` as a length: one number from 1 to 64 (8 when not given).
+fn bars_count(bars: Option<BarSpan>) -> anyhow::Result<usize> {
+    match bars {
+        None => Ok(crate::roll::WINDOW_BARS),
+        Some(b) if b.first == b.last => {
+            anyhow::ensure!(
+                (1..=crate::model::MAX_BARS).contains(&b.first),
+                "--bars {}: a piece is 1 to {} bars long",
+                b.first,
+                crate::model::MAX_BARS
+            );
+            Ok(b.first)
+        }
+        Some(b) => anyhow::bail!(
+            "--bars {}-{} names bars to rework, which needs --inpaint FILE; for the length of \
+             a piece give one number",
+            b.first,
+            b.last
+        ),
+    }
+}
+
+/// Writes `score` as `{stem}.mid` (and `.png`) in `out`; returns the MIDI file's path.
+fn write_score(out: &Path, stem: &str, score: &Score, png: bool) -> anyhow::Result<PathBuf> {
+    let options = midi::ExportOptions {
+        tempo_bpm: score.tempo_bpm,
+        program: score.program,
+        track_name: stem.to_string(),
+    };
+    let mid = out.join(format!("{stem}.mid"));
+    atomic_write(&mid, &midi::write(&score.notes, &options))
+        .with_context(|| mid.display().to_string())?;
+    if png {
+        let path = out.join(format!("{stem}.png"));
+        let bars = midi::bar_starts(&[], score.steps);
+        atomic_write(&path, &render::draw(&score.to_roll(), &bars).to_png())
+            .with_context(|| path.display().to_string())?;
+    }
+    Ok(mid)
+}
+
+/// Bars, style, and the bars in which nothing sounds, for the line printed after each file.
+fn describe(score: &Score) -> String {
+    let style = score.style.map_or("no style".into(), |s| s.to_string());
+    let silent = score.silent_bars();
+    let silent = if silent.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = silent.iter().map(|b| (b + 1).to_string()).collect();
+        format!(", silent bars: {}", list.join(" "))
+    };
+    format!(
+        "{} notes, {} bars, {style}{silent}",
+        score.notes.len(),
+        score.bars()
+    )
+}
+
+/// Runs an edit and writes its takes.
+fn run_edit(
+    args: &GenerateArgs,
+    pipeline: &Pipeline,
+    request: &GenerateRequest,
+    edit: &Edit,
+) -> anyhow::Result<()> {
+    let seed = request.seed;
+    std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
+    let tempo = |input: &Input| args.tempo.unwrap_or(input.score.tempo_bpm);
+    match edit {
+        Edit::Continue(input, bars) => {
+            let takes = pipeline.continue_score(request, &input.score, *bars, None, None)?;
+            for (i, mut take) in takes.into_iter().enumerate() {
+                take.tempo_bpm = tempo(input);
+                let stem = format!("{}-continued-{seed}-{:02}", input.stem, i + 1);
+                let mid = write_score(&args.out, &stem, &take, args.png)?;
+                println!(
+                    "{}: {}, {} of them new in the last {bars} bars",
+                    mid.display(),
+                    describe(&take),
+                    take.notes.len() - input.score.notes.len()
+                );
+            }
+        }
+        Edit::Vary(input) => {
+            let takes = pipeline.vary(request, &input.score, args.strength, None, None)?;
+            for (i, mut take) in takes.into_iter().enumerate() {
+                take.tempo_bpm = tempo(input);
+                let stem = format!(
+                    "{}-vary-{:.2}-{seed}-{:02}",
+                    input.stem,
+                    args.strength,
+                    i + 1
+                );
+                let mid = write_score(&args.out, &stem, &take, args.png)?;
+                println!(
+                    "{}: {}, onset F1 to the clip {:.3}",
+                    mid.display(),
+                    describe(&take),
+                    take.onset_f1(&input.score)
+                );
+            }
+        }
+        Edit::Blend(a, b) => {
+            let pieces = pipeline.blend(
+                request,
+                &a.score,
+                &b.score,
+                args.count,
+                args.strength,
+                None,
+                None,
+            )?;
+            let (first, last) = (pieces[0].clone(), pieces[pieces.len() - 1].clone());
+            for (k, mut piece) in pieces.into_iter().enumerate() {
+                piece.tempo_bpm = tempo(a);
+                let stem = format!("{}-to-{}-{seed}-{:02}", a.stem, b.stem, k + 1);
+                let mid = write_score(&args.out, &stem, &piece, args.png)?;
+                println!(
+                    "{}: {}, onset F1 to A {:.3}, to B {:.3}",
+                    mid.display(),
+                    describe(&piece),
+                    piece.onset_f1(&first),
+                    piece.onset_f1(&last)
+                );
+            }
+        }
+        Edit::Harmonize(input, melody) => {
+            let takes = pipeline.harmonize(request, melody, None, None)?;
+            for (i, mut take) in takes.into_iter().enumerate() {
+                take.tempo_bpm = tempo(input);
+                let stem = format!("{}-harmonized-{seed}-{:02}", input.stem, i + 1);
+                let mid = write_score(&args.out, &stem, &take, args.png)?;
+                let texture = crate::eval::texture(&[take.to_roll()]);
+                println!(
+                    "{}: {}, melody {} notes, {:.0}% of beat sonorities consonant",
+                    mid.display(),
+                    describe(&take),
+                    melody.notes.len(),
+                    100.0 * texture.consonant_beats
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
-    // The piece to rework is read first: a wrong file or bar is told before the model loads.
+    // The files to work on are read first: a wrong file or bar is told before the model loads.
     let rework = match (&args.inpaint, args.bars) {
         (Some(path), Some(bars)) => Some(Rework::load(path, bars)?),
         _ => None,
+    };
+    let edit = Edit::from_args(&args)?;
+    let bars = if rework.is_none() && edit.is_none() {
+        bars_count(args.bars)?
+    } else {
+        crate::roll::WINDOW_BARS
     };
     let chosen = args.device.choose()?;
     let model_dir = crate::model::catalog::resolve(&args.model)?;
@@ -240,13 +540,45 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         seed,
         steps: args.steps.unwrap_or(defaults.steps),
         sampler: args.sampler.unwrap_or(defaults.sampler),
-        style: args.style.or(defaults.style),
-        guidance: args.guidance.unwrap_or(defaults.guidance),
+        // Music of the user's carries its own style unless one is asked for.
+        style: if edit.is_some() {
+            args.style
+        } else {
+            args.style.or(defaults.style)
+        },
+        guidance: args.guidance.clone().unwrap_or(defaults.guidance),
         tempo_bpm: args.tempo.unwrap_or(0.0),
         restart: args.restart.map_or(defaults.restart, |r| r.0),
         refine: args.refine.map_or(defaults.refine, |r| r.0),
         key: args.key,
     };
+    let started = Instant::now();
+    if let Some(edit) = &edit {
+        run_edit(&args, &pipeline, &request, edit)?;
+        eprintln!(
+            "{} take(s), seed {seed}, in {:.2} s",
+            args.count,
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    if bars != crate::roll::WINDOW_BARS {
+        let pieces = pipeline.generate_bars(&request, bars, None, None)?;
+        std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
+        for (i, mut piece) in pieces.into_iter().enumerate() {
+            let style = piece.style.unwrap_or(Style::Folk);
+            piece.tempo_bpm = args.tempo.unwrap_or(style.default_tempo());
+            let stem = format!("{}-{seed}-{:02}", style.name(), i + 1);
+            let mid = write_score(&args.out, &stem, &piece, args.png)?;
+            println!("{}: {}", mid.display(), describe(&piece));
+        }
+        eprintln!(
+            "{} piece(s) of {bars} bars, seed {seed}, in {:.2} s",
+            args.count,
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     let started = Instant::now();
     let generated = match &rework {
         Some(r) => pipeline.rework(&request, &r.window, r.span_in_window(), None, None)?,

@@ -264,8 +264,6 @@ pub fn score(real: &[Roll], samples: &[Roll]) -> Report {
     }
 }
 
-/// Random notes with the note count of each real window: the baseline any metric worth
-/// reporting must tell apart from music.
 /// What a listener hears first in a set of windows: how consonant its beats are, how busy and
 /// how long its notes, how often a beat is silent.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -326,6 +324,8 @@ pub fn texture(rolls: &[Roll]) -> Texture {
     }
 }
 
+/// Random notes with the note count of each real window: the baseline any metric worth
+/// reporting must tell apart from music.
 pub fn random_baseline(real: &[Roll], rng: &mut impl rand::Rng) -> Vec<Roll> {
     use rand::RngExt;
     real.iter()

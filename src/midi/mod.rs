@@ -50,6 +50,8 @@ pub struct Song {
     /// Pitched notes (drums removed), quantized, sorted by start then pitch. Notes of one
     /// pitch may overlap when they came from different tracks or channels.
     pub notes: Vec<Note>,
+    /// The track (0-based, in file order) each of `notes` came from.
+    pub note_tracks: Vec<usize>,
     /// Length in steps: the last note's end rounded up to a whole 4/4 bar.
     pub steps: u32,
     /// Tempo at the start of the piece.
@@ -76,6 +78,25 @@ impl Song {
         roll.tempo_bpm = self.tempo_bpm;
         roll.program = self.program;
         roll
+    }
+
+    /// The notes of track `track` (0-based, in file order).
+    pub fn track_notes(&self, track: usize) -> Vec<Note> {
+        self.notes
+            .iter()
+            .zip(&self.note_tracks)
+            .filter(|(_, t)| **t == track)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    /// The tracks that hold notes, with how many each holds, in file order.
+    pub fn tracks_with_notes(&self) -> Vec<(usize, usize)> {
+        let mut counts: std::collections::BTreeMap<usize, usize> = Default::default();
+        for &t in &self.note_tracks {
+            *counts.entry(t).or_default() += 1;
+        }
+        counts.into_iter().collect()
     }
 
     /// Steps at which bars start, following the time-signature map (4/4 where none is given).

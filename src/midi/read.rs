@@ -156,8 +156,8 @@ struct Pending {
 
 #[derive(Default)]
 struct Collector {
-    /// (pitch, start tick, end tick, velocity, program)
-    notes: Vec<(u8, u64, u64, u8, u8)>,
+    /// (pitch, start tick, end tick, velocity, program, track)
+    notes: Vec<(u8, u64, u64, u8, u8, usize)>,
     tempos: Vec<(u64, f32)>,
     signatures: Vec<(u64, u8, u8)>,
     dropped_drum_notes: usize,
@@ -217,6 +217,7 @@ impl Collector {
                                     tick,
                                     on.velocity,
                                     on.program,
+                                    index,
                                 ));
                             }
                         }
@@ -249,7 +250,7 @@ impl Collector {
         for (&(_, key), queue) in &pending {
             for on in queue {
                 self.notes
-                    .push((key, on.tick, tick, on.velocity, on.program));
+                    .push((key, on.tick, tick, on.velocity, on.program, index));
             }
         }
         Ok(())
@@ -258,7 +259,7 @@ impl Collector {
     fn finish(mut self, grid: &Grid, format: Format, tracks: usize) -> Result<Song, MidiError> {
         let mut program_counts = [0usize; 128];
         let mut notes = Vec::with_capacity(self.notes.len());
-        for &(pitch, on, off, velocity, program) in &self.notes {
+        for &(pitch, on, off, velocity, program, track) in &self.notes {
             let start = grid.step(on);
             // Every note keeps at least one step, however short it was played.
             let end = grid.step(off).max(start + 1);
@@ -266,11 +267,12 @@ impl Collector {
                 return Err(MidiError::TooLong { steps: end });
             }
             program_counts[program as usize] += 1;
-            notes.push(Note::new(pitch, start as u32, end as u32, velocity));
+            notes.push((Note::new(pitch, start as u32, end as u32, velocity), track));
         }
-        notes.sort_unstable_by_key(|n| (n.start, n.pitch, n.end));
-        // Unisons from two tracks or channels on the same step: one key, one note (the longer).
-        notes.dedup_by(|later, kept| {
+        notes.sort_unstable_by_key(|(n, track)| (n.start, n.pitch, n.end, *track));
+        // Unisons from two tracks or channels on the same step: one key, one note (the longer),
+        // in the first track that plays it.
+        notes.dedup_by(|(later, _), (kept, _)| {
             let same = later.pitch == kept.pitch && later.start == kept.start;
             if same {
                 kept.end = kept.end.max(later.end);
@@ -278,6 +280,7 @@ impl Collector {
             }
             same
         });
+        let (notes, note_tracks): (Vec<Note>, Vec<usize>) = notes.into_iter().unzip();
 
         let last = notes.iter().map(|n| n.end).max().unwrap_or(0);
         let steps = last.div_ceil(STEPS_PER_BAR as u32) * STEPS_PER_BAR as u32;
@@ -315,6 +318,7 @@ impl Collector {
 
         Ok(Song {
             notes,
+            note_tracks,
             steps,
             tempo_bpm,
             tempo_changes,

@@ -19,7 +19,10 @@ pub mod validity;
 pub use autoencoder::{Autoencoder, AutoencoderConfig};
 pub use guidance::{BadGuidance, Guidance};
 pub use latent::LatentNorm;
-pub use pipeline::{Fog, GenerateRequest, Generated, KeyChoice, Pipeline, StepEvent, normal};
+pub use pipeline::{
+    EditStep, Fog, GenerateRequest, Generated, KeyChoice, MAX_BARS, MAX_SCORE_STEPS, OnEditStep,
+    Pipeline, StepEvent, extension_windows, normal,
+};
 pub use sampler::{Cancelled, Restart, SamplerKind};
 pub use schedule::Schedule;
 pub use seeded::init_seeded;

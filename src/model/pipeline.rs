@@ -11,6 +11,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+mod edit;
+
+pub use edit::{EditStep, MAX_BARS, MAX_SCORE_STEPS, OnEditStep, extension_windows};
+
 use super::sampler::{self, Restart, SampleOptions, SamplerKind};
 use super::store::{AUTOENCODER_FILE, ModelCard, ModelError, UNET_FILE, load_weights};
 use super::validity::{self, Refine};
@@ -128,7 +132,11 @@ impl Fog {
     /// Probabilities from logits laid out as [`Roll::to_planes`] lays out planes
     /// (`[plane, pitch, step]`).
     pub fn from_logits(logits: &[f32], steps: usize) -> Fog {
-        assert_eq!(logits.len(), 2 * PITCHES * steps, "logits must be [2, 128, steps]");
+        assert_eq!(
+            logits.len(),
+            2 * PITCHES * steps,
+            "logits must be [2, 128, steps]"
+        );
         let sigmoid = |v: &f32| 1.0 / (1.0 + (-v).exp());
         let (onset, sustain) = logits.split_at(PITCHES * steps);
         Fog {
@@ -477,21 +485,59 @@ impl Pipeline {
         request: &GenerateRequest,
         known: Option<(Tensor<4>, Tensor<4>)>,
         cancel: Option<&AtomicBool>,
+        on_step: Option<&mut dyn FnMut(StepEvent<'_>)>,
+    ) -> Result<Generated, ModelError> {
+        let fresh = known.is_none();
+        self.run_plan(
+            request,
+            Plan {
+                known,
+                move_to_key: fresh,
+                ..Plan::default()
+            },
+            cancel,
+            on_step,
+        )
+    }
+
+    /// Samples as `plan` says; every other entry point is one plan.
+    pub(crate) fn run_plan(
+        &self,
+        request: &GenerateRequest,
+        plan: Plan<'_>,
+        cancel: Option<&AtomicBool>,
         mut on_step: Option<&mut dyn FnMut(StepEvent<'_>)>,
     ) -> Result<Generated, ModelError> {
         let unet = self
             .unet
             .as_ref()
             .ok_or_else(|| ModelError::NoUnet(self.dir.clone()))?;
+        let Plan {
+            styles,
+            known,
+            start,
+            project,
+            move_to_key: fresh,
+        } = plan;
         let mut rng = ChaCha8Rng::seed_from_u64(request.seed);
-        // Inpainting keeps the key and the notes of the bars it keeps.
-        let fresh = known.is_none();
-        let styles = self.styles(request, &mut rng);
-        let labelled: Vec<Option<Style>> = styles.iter().map(|&s| Some(s)).collect();
+        let labelled: Vec<Option<Style>> = match styles {
+            Some(styles) => {
+                assert_eq!(styles.len(), request.count, "one style per sample");
+                styles
+            }
+            None => self
+                .styles(request, &mut rng)
+                .into_iter()
+                .map(Some)
+                .collect(),
+        };
         let thresholds = self.thresholds(labelled.iter().copied());
-        let fill_silent_beats: Vec<f32> = styles
+        let fill_silent_beats: Vec<f32> = labelled
             .iter()
-            .map(|s| self.card.fill_silent_beats.get(s).copied().unwrap_or(0.0))
+            .map(|s| {
+                s.and_then(|s| self.card.fill_silent_beats.get(&s).copied())
+                    .unwrap_or(0.0)
+            })
             .collect();
         // Each sample's key draw comes from a stream of its own, so the music sampled for a
         // seed does not depend on the key asked for, and every step's preview is moved the way
@@ -501,16 +547,17 @@ impl Pipeline {
             keys.set_stream(1);
             (0..request.count).map(|_| keys.random()).collect()
         };
-        // The semitones each roll was moved by (none for inpainting).
+        // The semitones each roll was moved by (none where the plan keeps the key).
         let move_to_key = |rolls: &mut [Roll]| -> Vec<i32> {
             let mut shifts = vec![0; rolls.len()];
             if fresh {
-                for (((roll, &style), &draw), shift) in rolls
+                for (((roll, style), &draw), shift) in rolls
                     .iter_mut()
-                    .zip(&styles)
+                    .zip(&labelled)
                     .zip(&key_draws)
                     .zip(shifts.iter_mut())
                 {
+                    let Some(style) = *style else { continue };
                     *shift = self.key_shift(roll, style, request.key, draw);
                     *roll = roll.transposed(*shift);
                     if let (Some(below), Some(profile)) = (
@@ -525,20 +572,31 @@ impl Pipeline {
         };
         let [c, h, w] = self.latent_shape();
         let shape = [request.count, c, h, w];
-        let x = normal(&mut rng, shape, &self.device);
+        let noise0 = normal(&mut rng, shape, &self.device);
+        let (x, from) = match start {
+            Some((clean, t)) => {
+                let (a, s) = self.schedule.scales(Some(t));
+                (clean.mul_scalar(a) + noise0.mul_scalar(s), Some(t))
+            }
+            None => (noise0, None),
+        };
 
         let b = request.count;
-        let guided = request.guidance.guides(&styles);
+        let styled: Vec<Style> = labelled.iter().flatten().copied().collect();
+        let guided = request.guidance.guides(&styled);
         // Each sample follows its own style's scale, so a batch of mixed styles is guided as
-        // each style would be alone.
-        let scales: Vec<f32> = styles
+        // each style would be alone; an unlabelled sample has nothing to be guided towards.
+        let scales: Vec<f32> = labelled
             .iter()
-            .map(|&s| request.guidance.for_style(s))
+            .map(|s| s.map_or(1.0, |s| request.guidance.for_style(s)))
             .collect();
         let scales = Tensor::<1>::from_data(TensorData::new(scales, [b]), &self.device)
             .reshape([b, 1, 1, 1]);
         let null = self.card.styles.len() as i64;
-        let mut labels: Vec<i64> = styles.iter().map(|s| s.index() as i64).collect();
+        let mut labels: Vec<i64> = labelled
+            .iter()
+            .map(|s| s.map_or(null, |s| s.index() as i64))
+            .collect();
         if guided {
             labels.extend(std::iter::repeat_n(null, b));
         }
@@ -597,6 +655,8 @@ impl Pipeline {
                 noise: &mut noise,
                 known,
                 restart: request.restart,
+                from,
+                project,
             },
             &mut report,
         )
@@ -620,8 +680,8 @@ impl Pipeline {
         let (mut rolls, repaired): (Vec<Roll>, Vec<Validity>) =
             self.decode(z.clone(), &labelled).into_iter().unzip();
         move_to_key(&mut rolls);
-        for (roll, &style) in rolls.iter_mut().zip(&styles) {
-            roll.style = Some(style);
+        for (roll, style) in rolls.iter_mut().zip(&labelled) {
+            roll.style = *style;
             roll.tempo_bpm = request.tempo_bpm;
         }
         Ok(Generated {
@@ -630,6 +690,22 @@ impl Pipeline {
             repaired,
         })
     }
+}
+
+/// How one sampling run departs from a fresh generation.
+#[derive(Default)]
+pub(crate) struct Plan<'a> {
+    /// One style per sample (`None`: the unlabelled model, which follows the music it is
+    /// given); without it each sample's style is drawn as the request says.
+    pub styles: Option<Vec<Option<Style>>>,
+    /// Inpainting: a clean (normalised) latent and the mask of what it keeps (1 = keep).
+    pub known: Option<(Tensor<4>, Tensor<4>)>,
+    /// Begin from these clean (normalised) latents noised to this timestep.
+    pub start: Option<(Tensor<4>, usize)>,
+    /// See [`SampleOptions::project`].
+    pub project: Option<&'a dyn Fn(Tensor<4>) -> Tensor<4>>,
+    /// Move each finished roll into the key the request asks for (fresh pieces only).
+    pub move_to_key: bool,
 }
 
 /// The index that `r` (a uniform draw times the weights' sum) falls in when the weights are

@@ -89,6 +89,12 @@ pub struct SampleOptions<'a> {
     pub known: Option<(Tensor<4>, Tensor<4>)>,
     /// Restart rounds after the main pass (none: the main pass alone).
     pub restart: Option<Restart>,
+    /// Start part-way: `x` is a clean sample noised to this timestep (a variation of it), not
+    /// pure noise; `None` starts at the noisiest step.
+    pub from: Option<usize>,
+    /// Moves every step's clean prediction towards what must be true of the result (a melody
+    /// it must hold, say) before the step is taken; the step's noise estimate follows it.
+    pub project: Option<&'a dyn Fn(Tensor<4>) -> Tensor<4>>,
 }
 
 /// Restart sampling (Xu et al. 2023, "Restart Sampling for Improving Generative Processes"):
@@ -145,8 +151,13 @@ pub fn sample(
         noise,
         known,
         restart,
+        from,
+        project,
     } = options;
-    let main = schedule.sampling_steps(steps);
+    let main = match from {
+        Some(t) => schedule.sampling_steps_from(t, steps),
+        None => schedule.sampling_steps(steps),
+    };
     let again = restart.map_or(Vec::new(), |r| schedule.sampling_steps_from(r.t, r.steps));
     let rounds = restart.map_or(0, |r| r.rounds);
     let total = main.len() + rounds * again.len();
@@ -157,6 +168,7 @@ pub fn sample(
         cancel,
         noise,
         known: known.as_ref(),
+        project,
         on_step,
         done: 0,
         total,
@@ -179,6 +191,7 @@ struct Pass<'a> {
     cancel: Option<&'a AtomicBool>,
     noise: &'a mut dyn FnMut([usize; 4]) -> Tensor<4>,
     known: Option<&'a (Tensor<4>, Tensor<4>)>,
+    project: Option<&'a dyn Fn(Tensor<4>) -> Tensor<4>>,
     on_step: &'a mut dyn FnMut(StepInfo<'_>),
     done: usize,
     total: usize,
@@ -196,8 +209,12 @@ impl Pass<'_> {
             let t_prev = timesteps.get(i + 1).copied();
             let (a_t, s_t) = schedule.scales(Some(t));
             let (a_p, s_p) = schedule.scales(t_prev);
-            let eps = self.model.eps(x.clone(), t);
-            let x0 = (x.clone() - eps.clone().mul_scalar(s_t)).div_scalar(a_t);
+            let mut eps = self.model.eps(x.clone(), t);
+            let mut x0 = (x.clone() - eps.clone().mul_scalar(s_t)).div_scalar(a_t);
+            if let Some(project) = self.project {
+                x0 = project(x0);
+                eps = (x.clone() - x0.clone().mul_scalar(a_t)).div_scalar(s_t);
+            }
             (self.on_step)(StepInfo {
                 step: self.done,
                 total: self.total,
@@ -343,6 +360,8 @@ mod tests {
                 noise: &mut noise,
                 known: None,
                 restart,
+                from: None,
+                project: None,
             },
             &mut |info| {
                 assert_eq!(info.step, seen);
@@ -453,6 +472,8 @@ mod tests {
                 noise: &mut noise,
                 known: None,
                 restart: None,
+                from: None,
+                project: None,
             },
             &mut |_| {
                 steps += 1;
@@ -500,6 +521,8 @@ mod tests {
                     noise: &mut noise,
                     known: Some((clean.clone(), keep.clone())),
                     restart,
+                    from: None,
+                    project: None,
                 },
                 &mut |_| {},
             )

@@ -51,6 +51,18 @@ pub enum ModelError {
     NotFound(PathBuf),
     #[error("generation cancelled")]
     Cancelled,
+    #[error("{bars} bars asked for; the model writes 1 to {max} bars at a time")]
+    BarsOutOfRange { bars: usize, max: usize },
+    #[error(
+        "the piece would be {bars} bars long; pieces stop at {max} bars, so continue a shorter part of it"
+    )]
+    TooLong { bars: usize, max: usize },
+    #[error("{0} has no notes to build on")]
+    NothingToBuildOn(&'static str),
+    #[error("strength {0} must be between 0 (the clip itself) and 1 (from pure noise)")]
+    BadStrength(f32),
+    #[error("a blend needs at least 2 pieces (the two ends); {0} asked for")]
+    BlendTooShort(usize),
 }
 
 /// Sampler settings a model recommends; the CLI and app start from these.

@@ -8,10 +8,12 @@
 
 mod compare;
 mod key;
+mod score;
 mod style;
 
 pub use compare::Counts;
 pub use key::{DEGREE_NAMES, KEY_NAMES, KeyProfile, MAJOR_SCALE, SHIFTS, parse_key, shift_to};
+pub use score::Score;
 pub use style::{Style, UnknownStyle};
 
 /// Number of MIDI pitches, and rows of a roll.

@@ -294,6 +294,7 @@ mod tests {
     fn piece(style: Style, notes: Vec<Note>) -> Piece {
         let steps = notes.iter().map(|n| n.end).max().unwrap_or(0).div_ceil(16) * 16;
         let song = Song {
+            note_tracks: vec![0; notes.len()],
             notes,
             steps,
             tempo_bpm: 120.0,
