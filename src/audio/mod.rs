@@ -17,6 +17,7 @@
 
 mod event;
 mod limiter;
+mod midi_in;
 mod midi_out;
 mod output;
 mod player;
@@ -28,6 +29,10 @@ mod wav;
 
 pub use event::{Event, EventSink, Recorder};
 pub use limiter::Limiter;
+pub use midi_in::{
+    MAX_RECORDED_EVENTS, MidiInError, MidiRecorder, Recording, VIRTUAL_INPUT_PORT_NAME,
+    list_input_ports, parse_message, piece_steps, quantize, select_input_port, step_seconds,
+};
 pub use midi_out::{MidiOut, VIRTUAL_PORT_NAME, list_output_ports, select_port};
 pub use output::AudioOutput;
 pub use player::{Instrument, InstrumentSpec, Player};

@@ -10,6 +10,7 @@ mod eval;
 mod finetune;
 pub mod generate;
 mod play;
+mod record;
 mod render;
 mod train;
 
@@ -36,6 +37,9 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Play a MIDI file: built-in synth, --soundfont, --midi-out PORT or a --virtual port.
     Play(play::PlayArgs),
+    /// Record what you play on a MIDI keyboard (or send from a DAW) into a MIDI file, with the
+    /// notes on the sixteenth-note grid at your tempo.
+    Record(record::RecordArgs),
     /// Scan a corpus folder (`<root>/<style>/*.mid`): files read, files rejected and why,
     /// 8-bar windows per style.
     Data(data::DataArgs),
@@ -67,6 +71,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Render(args) => render::run(args),
         Command::Data(args) => data::run(args),
         Command::Play(args) => play::run(args),
+        Command::Record(args) => record::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Eval(args) => eval::run(*args),
