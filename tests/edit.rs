@@ -176,7 +176,7 @@ fn a_blend_ends_on_the_round_trips_of_its_two_pieces() {
         ..a.clone()
     };
     let req = request(&pipeline, 1, 6);
-    let pieces = pipeline.blend(&req, &a, &b, 5, 0.5, None, None).unwrap();
+    let pieces = pipeline.blend(&req, [&a, &b], 5, 0.5, None, None).unwrap();
     assert_eq!(pieces.len(), 5);
     let round_trip = |s: &Score| {
         let z = pipeline.encode_rolls(&[&s.window(0, 128)]);
@@ -187,7 +187,7 @@ fn a_blend_ends_on_the_round_trips_of_its_two_pieces() {
     assert_eq!(pieces[0].notes, round_trip(&a));
     assert_eq!(pieces[4].notes, round_trip(&b));
     assert!(matches!(
-        pipeline.blend(&req, &a, &b, 1, 0.5, None, None),
+        pipeline.blend(&req, [&a, &b], 1, 0.5, None, None),
         Err(ModelError::BlendTooShort(1))
     ));
 }

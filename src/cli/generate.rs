@@ -472,8 +472,7 @@ fn run_edit(
         Edit::Blend(a, b) => {
             let pieces = pipeline.blend(
                 request,
-                &a.score,
-                &b.score,
+                [&a.score, &b.score],
                 args.count,
                 args.strength,
                 None,
@@ -495,6 +494,12 @@ fn run_edit(
         }
         Edit::Harmonize(input, melody) => {
             let takes = pipeline.harmonize(request, melody, None, None)?;
+            let own = crate::eval::texture(&[input.score.to_roll()]).consonant_beats;
+            eprintln!(
+                "{}: {:.0}% of its own beat sonorities are consonant",
+                input.path.display(),
+                100.0 * own
+            );
             for (i, mut take) in takes.into_iter().enumerate() {
                 take.tempo_bpm = tempo(input);
                 let stem = format!("{}-harmonized-{seed}-{:02}", input.stem, i + 1);

@@ -48,7 +48,7 @@ pub enum Command {
     /// ceiling and a random-notes baseline.
     Eval(Box<eval::EvalArgs>),
     /// Generate eight-bar pieces as MIDI (and PNG) files.
-    Generate(generate::GenerateArgs),
+    Generate(Box<generate::GenerateArgs>),
     /// Fine-tune a model on your own MIDI files; the result is saved under a name.
     Finetune(finetune::FinetuneArgs),
     /// Train a model: `train autoencoder`, then `train diffusion`.
@@ -73,7 +73,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Play(args) => play::run(args),
         Command::Record(args) => record::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::Generate(args) => generate::run(args),
+        Command::Generate(args) => generate::run(*args),
         Command::Eval(args) => eval::run(*args),
         Command::Train(args) => train::run(args),
         Command::Finetune(args) => finetune::run(args),

@@ -103,8 +103,7 @@ impl Score {
             }
         }
         // A higher note entering while a line note sounds takes the line over.
-        for i in 0..line.len() {
-            let n = line[i];
+        for n in &mut line {
             if let Some(cut) = self
                 .notes
                 .iter()
@@ -112,7 +111,7 @@ impl Score {
                 .map(|o| o.start)
                 .min()
             {
-                line[i].end = cut;
+                n.end = cut;
             }
         }
         line

@@ -36,7 +36,7 @@ pub struct EditStep<'a> {
 /// Receives every step of every window.
 pub type OnEditStep<'a> = Option<&'a mut dyn FnMut(EditStep<'_>)>;
 
-/// The windows [`Pipeline::extend`] writes to take a piece from `from` to `to` steps.
+/// The windows a long piece or continuation writes to take a piece from `from` to `to` steps.
 pub fn extension_windows(from: u32, to: u32) -> usize {
     let mut cursor = from;
     let mut n = 0;
@@ -97,7 +97,7 @@ impl Pipeline {
 
     /// `request.count` pieces of `bars` bars (1 to [`MAX_BARS`]): the first 8 bars as
     /// [`Pipeline::generate`] writes them, then each further window written to follow the
-    /// bars before it ([`Pipeline::extend`]).
+    /// bars before it.
     pub fn generate_bars(
         &self,
         request: &GenerateRequest,
@@ -411,8 +411,7 @@ impl Pipeline {
     pub fn blend(
         &self,
         request: &GenerateRequest,
-        a: &Score,
-        b: &Score,
+        [a, b]: [&Score; 2],
         count: usize,
         strength: f32,
         cancel: Option<&AtomicBool>,
@@ -484,7 +483,7 @@ impl Pipeline {
     }
 
     /// `request.count` harmonizations of `melody`: the other voices written around it, window
-    /// by window as [`Pipeline::extend`] writes a long piece. At every step the melody is put
+    /// by window as a long piece is written. At every step the melody is put
     /// into the model's prediction (decoded, the melody's notes set, encoded again), so the
     /// voices are written to sound with it; the melody's notes come back exactly, and no new
     /// note doubles one of them at its own pitch. In `request.style`, or (none) the style the
@@ -524,7 +523,7 @@ impl Pipeline {
     }
 }
 
-/// What [`Pipeline::extend`] writes around.
+/// What `Pipeline::extend` writes around.
 struct Extension<'a> {
     /// Notes every new window must hold, exactly.
     melody: Option<&'a [Note]>,
