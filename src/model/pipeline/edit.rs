@@ -531,15 +531,7 @@ impl Pipeline {
 /// first window against 15.2 in it); played again, the context reads as music that goes on
 /// (13.9), and what fills the rest is never kept.
 fn repeat_context(context: &Roll, kept: u32) -> Roll {
-    let own: Vec<Note> = context
-        .notes()
-        .into_iter()
-        .filter(|n| n.start < kept)
-        .map(|n| Note {
-            end: n.end.min(kept),
-            ..n
-        })
-        .collect();
+    let own = notes_before(context, kept);
     let mut notes = Vec::new();
     let mut offset = 0;
     while offset < WINDOW {
@@ -560,6 +552,18 @@ fn repeat_context(context: &Roll, kept: u32) -> Roll {
     roll
 }
 
+/// The notes of `roll` that start before `steps`, ended there.
+fn notes_before(roll: &Roll, steps: u32) -> Vec<Note> {
+    roll.notes()
+        .into_iter()
+        .filter(|n| n.start < steps)
+        .map(|n| Note {
+            end: n.end.min(steps),
+            ..n
+        })
+        .collect()
+}
+
 /// What `Pipeline::extend` writes around.
 struct Extension<'a> {
     /// Notes every new window must hold, exactly.
@@ -575,15 +579,7 @@ struct Extension<'a> {
 /// `context`'s and the melody's notes set in the rest, over anything drawn at their pitch
 /// while they sound.
 fn impose(drawn: &Roll, context: &Roll, kept: u32, melody: &[Note]) -> Roll {
-    let mut notes: Vec<Note> = context
-        .notes()
-        .into_iter()
-        .filter(|n| n.start < kept)
-        .map(|n| Note {
-            end: n.end.min(kept),
-            ..n
-        })
-        .collect();
+    let mut notes = notes_before(context, kept);
     notes.extend(
         drawn
             .notes()
