@@ -142,7 +142,9 @@ fn main() -> anyhow::Result<()> {
     }
 
     let strengths = [0.0f32, 0.25, 0.5, 0.75, 1.0];
-    println!("\n## Variations: onset F1 to the clip (first 16 bars of 2 val pieces a style, 2 takes each)");
+    println!(
+        "\n## Variations: onset F1 to the clip (first 16 bars of 2 val pieces a style, 2 takes each)"
+    );
     println!(
         "| style | {} |",
         strengths.map(|s| format!("S = {s}")).join(" | ")
