@@ -1,13 +1,16 @@
 //! The app through egui_kittest: a tiny model with random weights stands in for the real one
 //! (the app must not care). Generate shows every denoising step and then a roll, enables Play
 //! and Export; Export writes a MIDI file whose notes read back equal to the roll's, also by
-//! an independent parser; Esc cancels within a step.
+//! an independent parser; Esc cancels within a step. An opened MIDI file is a take of its own
+//! length whose notes and velocities Play and Export keep; Regenerate bars works on any bar of
+//! it; the model's image (fog) shows while it works; a thousand takes keep memory bounded.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diffroll::app::{Dialogs, DiffrollApp, ModelStatus, Settings};
+use diffroll::app::{Dialogs, DiffrollApp, ModelStatus, Origin, Settings};
 use diffroll::device::DeviceRequest;
 use diffroll::model::{KeyChoice, ModelCard};
 use diffroll::roll::{KEY_NAMES, Style};
@@ -15,6 +18,34 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
 mod tiny;
+
+/// Counts the bytes this test binary holds on the heap (the memory test reads it: resident
+/// memory alone also counts what the graphics driver and the allocator keep).
+struct Counting;
+
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; it only counts sizes.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: the caller's guarantees for `alloc` are passed on as they are.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System` with `layout`, as the caller guarantees.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as i64 - layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: as for `dealloc`, and `new` is the caller's valid new size.
+        unsafe { std::alloc::System.realloc(ptr, layout, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 /// Saved models go to one temporary folder for this whole test binary: the catalog reads
 /// `DIFFROLL_DATA_DIR`, and every test sets it to the same value before anything reads it.
@@ -62,12 +93,28 @@ fn folder_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-/// Answers every save dialog with one path.
-struct SaveTo(PathBuf);
+/// Answers every save dialog with one path, and open dialogs with the file set last (none:
+/// cancelled).
+struct SaveTo(PathBuf, Mutex<Option<PathBuf>>);
+
+impl SaveTo {
+    fn new(export: &Path) -> Arc<SaveTo> {
+        Arc::new(SaveTo(export.to_path_buf(), Mutex::new(None)))
+    }
+
+    fn will_open(&self, path: &Path) {
+        *self.1.lock().unwrap() = Some(path.to_path_buf());
+    }
+}
 
 impl Dialogs for SaveTo {
     fn save_file(&self, _title: &str, _name: &str, _extension: &str) -> Option<PathBuf> {
         Some(self.0.clone())
+    }
+
+    fn open_file(&self, _title: &str, extensions: &[&str]) -> Option<PathBuf> {
+        assert!(extensions.contains(&"mid"), "{extensions:?}");
+        self.1.lock().unwrap().clone()
     }
 }
 
@@ -81,7 +128,45 @@ fn harness_with(
     export: &Path,
     change: impl FnOnce(&mut Settings),
 ) -> Harness<'static, Option<DiffrollApp>> {
+    harness_with_dialogs(model, SaveTo::new(export), change, false)
+}
+
+/// A wgpu renderer for a harness, with the roll's shader pipeline installed, where wgpu finds
+/// an adapter (`None` elsewhere, unless `DIFFROLL_REQUIRE_WGPU` says there must be one).
+fn gpu_renderer() -> Option<(egui_kittest::wgpu::WgpuTestRenderer, RenderState)> {
+    if diffroll::device::adapters().is_empty() {
+        assert!(
+            std::env::var_os("DIFFROLL_REQUIRE_WGPU").is_none(),
+            "DIFFROLL_REQUIRE_WGPU is set but wgpu finds no adapter"
+        );
+        eprintln!("note: no wgpu adapter here; drawing on the GPU not checked");
+        return None;
+    }
+    let state = egui_kittest::wgpu::create_render_state(
+        egui_kittest::wgpu::default_wgpu_setup(),
+        eframe::egui_wgpu::RendererOptions::PREDICTABLE,
+    );
+    Some((
+        egui_kittest::wgpu::WgpuTestRenderer::from_render_state(state.clone()),
+        state,
+    ))
+}
+
+type RenderState = eframe::egui_wgpu::RenderState;
+
+/// [`harness_with`] answering dialogs with `dialogs`; with `gpu`, drawn through wgpu (with
+/// the roll's own shader) where an adapter exists, so `render` and texture frees are real.
+fn harness_with_dialogs(
+    model: &Path,
+    dialogs: Arc<SaveTo>,
+    change: impl FnOnce(&mut Settings),
+    gpu: bool,
+) -> Harness<'static, Option<DiffrollApp>> {
     data_dir();
+    let (builder, render_state) = match gpu.then(gpu_renderer).flatten() {
+        Some((renderer, state)) => (Harness::builder().renderer(renderer), Some(state)),
+        None => (Harness::builder(), None),
+    };
     let mut settings = Settings {
         model: Some(model.to_path_buf()),
         device: DeviceRequest::Cpu,
@@ -90,18 +175,17 @@ fn harness_with(
         ..Settings::default()
     };
     change(&mut settings);
-    let dialogs: Arc<dyn Dialogs> = Arc::new(SaveTo(export.to_path_buf()));
-    Harness::builder()
-        .with_size([1100.0, 700.0])
-        .build_ui_state(
-            move |ui, slot: &mut Option<DiffrollApp>| {
-                slot.get_or_insert_with(|| {
-                    DiffrollApp::with_settings(settings.clone(), dialogs.clone(), ui.ctx().clone())
-                })
-                .show(ui);
-            },
-            None,
-        )
+    let dialogs: Arc<dyn Dialogs> = dialogs;
+    builder.with_size([1100.0, 700.0]).build_ui_state(
+        move |ui, slot: &mut Option<DiffrollApp>| {
+            slot.get_or_insert_with(|| {
+                diffroll::app::roll_view::install(ui.ctx(), render_state.as_ref());
+                DiffrollApp::with_settings(settings.clone(), dialogs.clone(), ui.ctx().clone())
+            })
+            .show(ui);
+        },
+        None,
+    )
 }
 
 fn app<'h>(h: &'h Harness<'_, Option<DiffrollApp>>) -> &'h DiffrollApp {
@@ -221,8 +305,12 @@ fn regenerate_bars_gives_new_takes_on_those_bars_and_keeps_the_rest() {
     });
     let a = app(&h);
     assert_eq!(a.rework_bars, (3, 4), "bars put in order");
-    let before = a.history[0].rolls[1].clone();
-    let takes = &a.history[1].rolls;
+    let before = a.history[0].variations[1].roll.clone();
+    let takes: Vec<diffroll::roll::Roll> = a.history[1]
+        .variations
+        .iter()
+        .map(|v| v.roll.clone())
+        .collect();
     assert_eq!(takes.len(), 2);
     let span = 32u32..64;
     let around = |roll: &diffroll::roll::Roll| -> Vec<(u8, u32, u32)> {
@@ -242,7 +330,7 @@ fn regenerate_bars_gives_new_takes_on_those_bars_and_keeps_the_rest() {
         notes.sort_unstable();
         notes
     };
-    for take in takes {
+    for take in &takes {
         assert_eq!(take.style, before.style, "the take's style is kept");
         assert_eq!(
             around(take),
@@ -607,4 +695,514 @@ fn play_reports_where_the_sound_goes_or_why_it_cannot() {
         assert!(!app(&h).is_playing(), "Space stops");
     }
     assert!(!is_disabled(&h, "Generate"));
+}
+
+/// Notes as (pitch, start, end, velocity), in sixteenth-note steps.
+type Played = Vec<(u8, u32, u32, u8)>;
+
+/// Sixteen bars with velocities that differ note to note: a melody in quarters (one note
+/// sounding from bar 9 into bar 10), a bass note a bar, and the piece's last note ending it.
+fn tune() -> Played {
+    let mut notes = Vec::new();
+    for i in 0..64u32 {
+        let start = i * 4;
+        if start == 140 {
+            continue;
+        }
+        notes.push((
+            60 + (i * 5 % 12) as u8,
+            start,
+            start + 3,
+            (30 + i * 7 % 90) as u8,
+        ));
+    }
+    notes.push((79, 140, 150, 101));
+    for bar in 0..16u32 {
+        notes.push((
+            43 + (bar % 5) as u8,
+            bar * 16,
+            bar * 16 + 16,
+            (40 + bar * 3) as u8,
+        ));
+    }
+    notes.sort_by_key(|&(p, s, e, v)| (s, p, e, v));
+    notes
+}
+
+/// A type-1 MIDI file written with midly itself: a tempo track at `bpm`, and one track of
+/// `notes` on `channel` (0-based) at 96 ticks a quarter.
+fn midi_file(notes: &[(u8, u32, u32, u8)], bpm: f64, channel: u8) -> Vec<u8> {
+    use midly::num::{u4, u7, u15, u24, u28};
+    use midly::{
+        Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind,
+    };
+    let per_step = 24u32;
+    let mut events: Vec<(u32, bool, u8, u8)> = notes
+        .iter()
+        .flat_map(|&(p, s, e, v)| [(s * per_step, true, p, v), (e * per_step, false, p, 0)])
+        .collect();
+    events.sort_by_key(|&(t, on, p, _)| (t, on, p));
+    let meta = |m| TrackEvent {
+        delta: u28::new(0),
+        kind: TrackEventKind::Meta(m),
+    };
+    let tempo = (60_000_000.0 / bpm).round() as u32;
+    let conductor = vec![
+        meta(MetaMessage::Tempo(u24::new(tempo))),
+        meta(MetaMessage::EndOfTrack),
+    ];
+    let mut track = Vec::new();
+    let mut last = 0;
+    for (tick, on, key, vel) in events {
+        let message = if on {
+            MidiMessage::NoteOn {
+                key: u7::new(key),
+                vel: u7::new(vel),
+            }
+        } else {
+            MidiMessage::NoteOff {
+                key: u7::new(key),
+                vel: u7::new(0),
+            }
+        };
+        track.push(TrackEvent {
+            delta: u28::new(tick - last),
+            kind: TrackEventKind::Midi {
+                channel: u4::new(channel),
+                message,
+            },
+        });
+        last = tick;
+    }
+    track.push(meta(MetaMessage::EndOfTrack));
+    let smf = Smf {
+        header: Header::new(Format::Parallel, Timing::Metrical(u15::new(96))),
+        tracks: vec![conductor, track],
+    };
+    let mut bytes = Vec::new();
+    smf.write_std(&mut bytes).unwrap();
+    bytes
+}
+
+/// The notes of a MIDI file as midly reads them: each note-on paired with the next note-off of
+/// its channel and key, ticks counted in sixteenths; sorted as [`tune`] sorts.
+fn notes_by_midly(bytes: &[u8]) -> Played {
+    use midly::{MidiMessage, Smf, Timing, TrackEventKind};
+    let smf = Smf::parse(bytes).expect("midly reads the file");
+    let Timing::Metrical(tpq) = smf.header.timing else {
+        panic!("metrical timing expected");
+    };
+    let per_step = u64::from(tpq.as_int()) / 4;
+    let mut notes = Vec::new();
+    for track in &smf.tracks {
+        let mut tick = 0u64;
+        let mut open: std::collections::HashMap<(u8, u8), Vec<(u64, u8)>> = Default::default();
+        for event in track {
+            tick += u64::from(event.delta.as_int());
+            if let TrackEventKind::Midi { channel, message } = event.kind {
+                let ch = channel.as_int();
+                match message {
+                    MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => open
+                        .entry((ch, key.as_int()))
+                        .or_default()
+                        .push((tick, vel.as_int())),
+                    MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. } => {
+                        let queue = open.entry((ch, key.as_int())).or_default();
+                        if !queue.is_empty() {
+                            let (start, vel) = queue.remove(0);
+                            notes.push((
+                                key.as_int(),
+                                (start / per_step) as u32,
+                                (tick / per_step) as u32,
+                                vel,
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    notes.sort_by_key(|&(p, s, e, v)| (s, p, e, v));
+    notes
+}
+
+fn played(notes: &[diffroll::roll::Note]) -> Played {
+    let mut out: Played = notes
+        .iter()
+        .map(|n| (n.pitch, n.start, n.end, n.velocity))
+        .collect();
+    out.sort_by_key(|&(p, s, e, v)| (s, p, e, v));
+    out
+}
+
+#[test]
+fn an_opened_file_is_a_take_of_its_length_that_plays_and_exports_its_own_notes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny::model_folder(&model);
+    let file = tmp.path().join("tune.mid");
+    std::fs::write(&file, midi_file(&tune(), 90.0, 0)).unwrap();
+    let export = tmp.path().join("out.mid");
+    let dialogs = SaveTo::new(&export);
+    dialogs.will_open(&file);
+    let mut h = harness_with_dialogs(&model, dialogs, |s| s.steps = 3, false);
+    h.get_by_label("Open MIDI…").click();
+    step_until(&mut h, "the file opened", |a| a.history.len() == 1);
+    let a = app(&h);
+    let take = &a.history[0];
+    assert!(matches!(&take.origin, Origin::Opened { path } if *path == file));
+    assert_eq!((take.steps(), take.bars()), (256, 16), "sixteen bars");
+    assert_eq!(take.variations.len(), 1);
+    assert_eq!(
+        played(&take.variations[0].notes()),
+        tune(),
+        "its notes and velocities"
+    );
+    assert_eq!(a.selected, Some((0, 0)), "the opened take is on screen");
+    assert_eq!(a.on_screen().expect("a roll on screen").steps, 256);
+    assert!(a.messages.last().unwrap().text.contains("16 bars"));
+
+    // Play: the file's tempo, its velocities.
+    let piece = a.piece_to_use().expect("something to play");
+    assert_eq!(piece.tempo_bpm, 90.0);
+    let mut velocities: Vec<u8> = piece
+        .sequence()
+        .events()
+        .iter()
+        .filter_map(|e| match e.event {
+            diffroll::audio::Event::NoteOn { velocity, .. } => Some(velocity),
+            _ => None,
+        })
+        .collect();
+    velocities.sort_unstable();
+    let mut expected: Vec<u8> = tune().iter().map(|n| n.3).collect();
+    expected.sort_unstable();
+    assert_eq!(velocities, expected);
+    assert!(!is_disabled(&h, "Play"));
+
+    h.get_by_label("Export .mid").click();
+    step_until(&mut h, "export written", |a| {
+        a.messages.iter().any(|m| m.text.starts_with("exported"))
+    });
+    let bytes = std::fs::read(&export).unwrap();
+    assert_eq!(
+        notes_by_midly(&bytes),
+        tune(),
+        "the same notes written back"
+    );
+}
+
+#[test]
+fn a_file_without_tracks_or_pitched_notes_says_so_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny::model_folder(&model);
+    let no_tracks = tmp.path().join("empty.mid");
+    // A header that announces no tracks, and nothing after it.
+    std::fs::write(&no_tracks, b"MThd\0\0\0\x06\0\x01\0\0\0\x60").unwrap();
+    let drums = tmp.path().join("drums.mid");
+    std::fs::write(
+        &drums,
+        midi_file(&[(36, 0, 2, 100), (38, 4, 6, 90)], 120.0, 9),
+    )
+    .unwrap();
+    let dialogs = SaveTo::new(&tmp.path().join("unused.mid"));
+    let mut h = harness_with_dialogs(&model, dialogs.clone(), |s| s.steps = 2, false);
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    h.get_by_label("Generate").click();
+    step_until(&mut h, "a take", |a| {
+        !a.is_generating() && a.history.len() == 1
+    });
+    let shown = app(&h).on_screen().unwrap().version;
+    for (file, says) in [(&no_tracks, "no tracks"), (&drums, "no pitched notes")] {
+        dialogs.will_open(file);
+        let before = app(&h).messages.len();
+        h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::O);
+        step_until(&mut h, "the file refused", |a| a.messages.len() > before);
+        let a = app(&h);
+        let last = a.messages.last().unwrap();
+        assert!(last.error && last.text.contains(says), "{}", last.text);
+        assert!(
+            last.text.contains("choose"),
+            "says what to do: {}",
+            last.text
+        );
+        assert_eq!(a.history.len(), 1, "no take added");
+        assert_eq!(a.selected, Some((0, 0)));
+        assert_eq!(
+            a.on_screen().unwrap().version,
+            shown,
+            "the view is unchanged"
+        );
+    }
+}
+
+#[test]
+fn dropping_one_midi_file_asks_whether_to_open_it_or_fine_tune_on_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny::model_folder(&model);
+    let file = tmp.path().join("tune.mid");
+    std::fs::write(&file, midi_file(&tune(), 120.0, 0)).unwrap();
+    let mut h = harness(&model, &tmp.path().join("unused.mid"), 3);
+    drop_files(&mut h, std::slice::from_ref(&file));
+    h.run_steps(2);
+    assert_eq!(app(&h).drop_choice.as_deref(), Some(file.as_path()));
+    assert!(!app(&h).finetune.open, "nothing happens before the choice");
+    h.get_by_label("Fine-tune on it");
+    h.get_by_label("Open").click();
+    step_until(&mut h, "the file opened", |a| a.history.len() == 1);
+    assert!(app(&h).drop_choice.is_none());
+    assert!(!app(&h).finetune.open);
+
+    drop_files(&mut h, std::slice::from_ref(&file));
+    h.run_steps(2);
+    h.get_by_label("Fine-tune on it").click();
+    step_until(&mut h, "the file read for fine-tuning", |a| {
+        a.finetune.intake.is_some()
+    });
+    let a = app(&h);
+    assert!(a.finetune.open && a.drop_choice.is_none());
+    assert_eq!(a.finetune.intake.as_ref().unwrap().pieces.len(), 1);
+    assert_eq!(a.history.len(), 1, "fine-tuning opens no take");
+}
+
+#[test]
+fn regenerating_bars_10_to_11_of_a_sixteen_bar_file_changes_only_those_bars() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny::model_folder(&model);
+    let file = tmp.path().join("tune.mid");
+    std::fs::write(&file, midi_file(&tune(), 100.0, 0)).unwrap();
+    let dialogs = SaveTo::new(&tmp.path().join("unused.mid"));
+    dialogs.will_open(&file);
+    let mut h = harness_with_dialogs(
+        &model,
+        dialogs,
+        |s| {
+            s.steps = 3;
+            s.variations = 2;
+        },
+        false,
+    );
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    h.get_by_label("Open MIDI…").click();
+    step_until(&mut h, "the file opened", |a| a.history.len() == 1);
+    h.state_mut().as_mut().unwrap().rework_bars = (11, 10);
+    h.run_steps(2);
+    h.get_by_label("Regenerate bars").click();
+    step_until(&mut h, "reworked take", |a| {
+        !a.is_generating() && a.history.len() == 2
+    });
+    let a = app(&h);
+    assert_eq!(a.rework_bars, (10, 11));
+    let take = &a.history[1];
+    assert!(
+        matches!(
+            take.origin,
+            Origin::Reworked {
+                from: 1,
+                bars: (10, 11),
+                ..
+            }
+        ),
+        "{:?}",
+        take.origin
+    );
+    assert_eq!(
+        (take.steps(), take.bars(), take.variations.len()),
+        (256, 16, 2)
+    );
+    assert_eq!(take.tempo_bpm, Some(100.0), "the file's tempo stays");
+    let span = 144u32..176;
+    // Outside bars 10-11 the file's notes, velocities and all; the one sounding into bar 10
+    // ends where bar 10 starts.
+    let kept: Played = tune()
+        .into_iter()
+        .filter(|n| !span.contains(&n.1))
+        .map(|(p, s, e, v)| (p, s, if s < span.start { e.min(span.start) } else { e }, v))
+        .collect();
+    for variation in &take.variations {
+        let notes = played(&variation.notes());
+        let outside: Played = notes
+            .iter()
+            .copied()
+            .filter(|n| !span.contains(&n.1))
+            .collect();
+        assert_eq!(outside, kept);
+        assert!(
+            notes
+                .iter()
+                .filter(|n| span.contains(&n.1))
+                .all(|n| n.2 <= span.end),
+            "new notes end by the end of bar 11"
+        );
+        assert_eq!(variation.roll.steps(), 256);
+    }
+}
+
+#[test]
+fn the_fog_shows_the_models_image_while_it_works_and_the_toggle_switches_to_notes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny::model_folder(&model);
+    let mut h = harness(&model, &tmp.path().join("unused.mid"), 1000);
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    assert!(app(&h).settings.show_fog, "on by default");
+    h.get_by_label("Generate").click();
+    step_until(&mut h, "a preview", |a| a.previews_seen >= 1);
+    let a = app(&h);
+    let fog = a.live_fog().expect("the preview carries the model's image");
+    assert_eq!(fog.steps(), 128);
+    for (p, t) in [(0, 0), (60, 17), (127, 127)] {
+        assert!((0.0..=1.0).contains(&fog.sustain(p, t)) && (0.0..=1.0).contains(&fog.onset(p, t)));
+    }
+    assert!(a.on_screen().unwrap().has_fog());
+
+    h.get_by_label("Fog").click();
+    h.run_steps(2);
+    assert!(!app(&h).settings.show_fog);
+    assert!(
+        !app(&h).on_screen().unwrap().has_fog(),
+        "the notes of this step"
+    );
+    h.get_by_label("Fog").click();
+    h.run_steps(2);
+    assert!(app(&h).settings.show_fog);
+    assert!(app(&h).on_screen().unwrap().has_fog());
+
+    h.key_press(egui::Key::Escape);
+    step_until(&mut h, "cancelled", |a| !a.is_generating());
+    h.state_mut().as_mut().unwrap().settings.steps = 3;
+    h.get_by_label("Generate").click();
+    step_until(&mut h, "a take", |a| !a.history.is_empty());
+    let a = app(&h);
+    assert!(
+        !a.on_screen().unwrap().has_fog(),
+        "a finished take is its notes"
+    );
+    assert!(a.live_fog().is_none());
+}
+
+/// Resident memory of this process, in bytes.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+#[test]
+fn a_thousand_takes_keep_memory_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny::model_folder(&model);
+    // With a wgpu renderer the thumbnails are real textures, made and freed, and the window is
+    // drawn now and then (as eframe does every frame, which also lets wgpu release what was
+    // freed); without one the harness keeps every texture upload, so memory is only counted
+    // with one.
+    let gpu = !diffroll::device::adapters().is_empty();
+    let file = tmp.path().join("tune.mid");
+    std::fs::write(&file, midi_file(&tune(), 120.0, 0)).unwrap();
+    let dialogs = SaveTo::new(&tmp.path().join("unused.mid"));
+    dialogs.will_open(&file);
+    let mut h = harness_with_dialogs(
+        &model,
+        dialogs,
+        |s| {
+            s.steps = 1;
+            s.refine = None;
+            s.restart.rounds = 0;
+        },
+        gpu,
+    );
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    let started = Instant::now();
+    let mut resident = Vec::new();
+    for n in 1..=1000 {
+        // Every tenth take an opened file (sixteen bars), the others generated.
+        if n % 10 == 0 {
+            h.state_mut().as_mut().unwrap().open_midi();
+        } else {
+            h.state_mut().as_mut().unwrap().generate();
+        }
+        step_until(&mut h, "the next take", |a| {
+            a.takes_made() == n && !a.is_generating()
+        });
+        if gpu && n % 10 == 0 {
+            h.render().expect("the window draws");
+        }
+        if n == 300 || n == 1000 {
+            resident.push((resident_bytes(), LIVE.load(Ordering::Relaxed)));
+        }
+    }
+    let a = app(&h);
+    assert!(a.history.len() <= diffroll::app::MAX_TAKES);
+    assert_eq!(a.history.last().unwrap().number, 1000);
+    let textures = h.ctx.tex_manager().read().num_allocated();
+    assert!(
+        textures <= diffroll::app::MAX_TAKES + 4,
+        "{textures} textures for {} takes",
+        a.history.len()
+    );
+    let mib = |b: i64| b as f64 / f64::from(1 << 20);
+    let [(rss_300, heap_300), (rss_1000, heap_1000)] = resident[..] else {
+        unreachable!("two measurements")
+    };
+    let rss_growth = rss_1000 as i64 - rss_300 as i64;
+    let heap_growth = heap_1000 - heap_300;
+    eprintln!(
+        "1000 takes in {:.0} s; resident {:.1} MiB after 300 takes, {:.1} MiB after 1000 \
+         ({:+.1} MiB); heap {:.1} MiB, {:.1} MiB ({:+.2} MiB); {} takes and {textures} textures held",
+        started.elapsed().as_secs_f64(),
+        mib(rss_300 as i64),
+        mib(rss_1000 as i64),
+        mib(rss_growth),
+        mib(heap_300),
+        mib(heap_1000),
+        mib(heap_growth),
+        a.history.len(),
+    );
+    // Other tests of this binary allocate at the same time; the growth is only this test's
+    // when it runs alone (`cargo test --test app thousand`).
+    if runs_alone() {
+        assert!(
+            heap_growth < 4 << 20,
+            "the heap grew {:.1} MiB over 700 takes",
+            mib(heap_growth)
+        );
+        if gpu {
+            assert!(
+                rss_growth < 32 << 20,
+                "resident memory grew {:.1} MiB over 700 takes",
+                mib(rss_growth)
+            );
+        }
+    }
+}
+
+/// Whether this test binary runs one test at a time (a name filter or one thread).
+fn runs_alone() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let one_thread = std::env::var("RUST_TEST_THREADS").as_deref() == Ok("1")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--test-threads" && w[1] == "1")
+        || args.iter().any(|a| a == "--test-threads=1");
+    let filtered = args.iter().any(|a| {
+        !a.starts_with('-') && "a_thousand_takes_keep_memory_bounded".contains(a.as_str())
+    });
+    one_thread || filtered
 }

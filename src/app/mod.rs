@@ -1,13 +1,16 @@
 //! The desktop app (eframe): the piano roll in the centre, Generate with every denoising step
-//! shown live, play and export, a history of earlier takes. State lives in plain structs and
-//! the UI is drawn from it each frame. Nothing slow runs on the UI thread: the model has its
-//! own thread ([`worker`]), so does playback ([`playback`]), and file dialogs and exports run
-//! on short-lived threads that report back through a channel.
+//! shown live (the model's image sharpening into notes), MIDI files opened as takes of any
+//! length, play and export, a history of earlier takes. State lives in plain structs and the
+//! UI is drawn from it each frame. Nothing slow runs on the UI thread: the model has its own
+//! thread ([`worker`]), so does playback ([`playback`]), and file dialogs, file reads and
+//! exports run on short-lived threads that report back through a channel.
 
 mod finetune_panel;
+mod open;
 mod panels;
 pub mod playback;
 pub mod roll_view;
+pub mod take;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -18,14 +21,15 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audio::{InstrumentSpec, Sequence};
+use crate::audio::InstrumentSpec;
 use crate::device::DeviceRequest;
 use crate::fsutil::atomic_write;
 use crate::model::catalog::{self, ModelEntry};
-use crate::model::{GenerateRequest, Guidance, KeyChoice, Refine, Restart, SamplerKind};
-use crate::roll::{DEFAULT_TEMPO_BPM, Roll, STEPS_PER_BAR, STEPS_PER_BEAT, Style, WINDOW_BARS};
+use crate::model::{Fog, GenerateRequest, Guidance, KeyChoice, Refine, Restart, SamplerKind};
+use crate::roll::{DEFAULT_TEMPO_BPM, Roll, STEPS_PER_BEAT, Style};
 use playback::{Output, Playback, Status};
 use roll_view::{RollImage, RollView};
+pub use take::{Job, Origin, Piece, ReworkPlan, Take, Variation};
 use worker::{Command, Event, Worker};
 
 /// Restart settings for a model that recommends none: the slider starts at 0 rounds and, when
@@ -74,6 +78,9 @@ pub struct Settings {
     /// The model whose recommended sampler settings were last applied: a newly chosen model
     /// brings its own, while the user's changes survive restarts with the same one.
     pub defaults_from: Option<PathBuf>,
+    /// While the model works, draw its image (how likely a note sounds and starts in each
+    /// cell) rather than the notes it would settle on at that step.
+    pub show_fog: bool,
 }
 
 impl Settings {
@@ -105,6 +112,7 @@ impl Default for Settings {
             output: Output::Builtin,
             looping: false,
             defaults_from: None,
+            show_fog: true,
         }
     }
 }
@@ -113,6 +121,9 @@ impl Default for Settings {
 pub trait Dialogs: Send + Sync {
     /// A path to save to, or `None` if the user cancelled.
     fn save_file(&self, title: &str, file_name: &str, extension: &str) -> Option<PathBuf>;
+    /// An existing file to open, one of `extensions` (without dots), or `None` if the user
+    /// cancelled.
+    fn open_file(&self, title: &str, extensions: &[&str]) -> Option<PathBuf>;
 }
 
 /// The platform's native dialogs (rfd).
@@ -125,6 +136,13 @@ impl Dialogs for NativeDialogs {
             .set_file_name(file_name)
             .add_filter(extension.to_uppercase(), &[extension])
             .save_file()
+    }
+
+    fn open_file(&self, title: &str, extensions: &[&str]) -> Option<PathBuf> {
+        rfd::FileDialog::new()
+            .set_title(title)
+            .add_filter("MIDI", extensions)
+            .pick_file()
     }
 }
 
@@ -150,14 +168,6 @@ impl Default for AppOptions {
             dialogs: Arc::new(NativeDialogs),
         }
     }
-}
-
-/// One Generate: its request and the variations it produced.
-pub struct Take {
-    pub request: GenerateRequest,
-    pub rolls: Vec<Roll>,
-    pub seconds: f64,
-    thumbs: Vec<egui::TextureHandle>,
 }
 
 /// The model as the UI knows it.
@@ -204,11 +214,21 @@ impl Message {
     }
 }
 
-/// Results of short background jobs (exports, reading dropped files).
+/// Results of short background jobs (exports, reading dropped or opened files).
 pub enum Background {
     Message(Message),
     Intake(crate::train::finetune::Intake),
+    /// A MIDI file to open as a take, as read (or why it could not be).
+    Opened {
+        path: PathBuf,
+        song: Result<crate::midi::Song, String>,
+    },
 }
+
+/// Most takes the history keeps; the oldest leave it first.
+pub const MAX_TAKES: usize = 200;
+/// Most memory the history's rolls and notes may take (long opened pieces count for more).
+pub const MAX_HISTORY_BYTES: usize = 64 << 20;
 
 /// Frame work times (eframe's `cpu_usage`: the frame minus waiting for vsync) while a
 /// generation runs.
@@ -259,9 +279,22 @@ pub struct DiffrollApp {
     pub previews_seen: usize,
     /// Steps the model finished after the last Cancel (at most one by design).
     pub last_cancel_overrun: Option<usize>,
+    /// Earlier takes, oldest first (at most [`MAX_TAKES`]).
     pub history: Vec<Take>,
+    /// Takes made or opened so far, the history's dropped ones included (numbers takes).
+    takes_made: usize,
+    /// Whether the user was told that old takes leave the history.
+    told_history_full: bool,
     /// (take, variation) on screen when not generating.
     pub selected: Option<(usize, usize)>,
+    /// What the model thread is working on for the UI.
+    job: Option<Job>,
+    /// The latest preview and its image while a generation runs (redrawn when the fog toggle
+    /// changes).
+    live: Option<(Roll, Option<Fog>)>,
+    /// A single MIDI file dropped on the window, waiting for the user to choose between
+    /// opening it and fine-tuning on it.
+    pub drop_choice: Option<PathBuf>,
     image: Option<Arc<RollImage>>,
     image_version: u64,
     view: RollView,
@@ -273,7 +306,8 @@ pub struct DiffrollApp {
     pub finetune: finetune_panel::FinetunePanel,
     /// A saved model being renamed: (old name, name being typed).
     renaming: Option<(String, String)>,
-    /// First and last bar (1-8) that Regenerate bars writes anew.
+    /// First and last bar (from 1) that Regenerate bars writes anew: at most
+    /// [`crate::roll::WINDOW_BARS`] of them at once.
     pub rework_bars: (usize, usize),
     /// A saved model whose Delete was clicked once.
     confirm_delete: Option<String>,
@@ -326,7 +360,12 @@ impl DiffrollApp {
             previews_seen: 0,
             last_cancel_overrun: None,
             history: Vec::new(),
+            takes_made: 0,
+            told_history_full: false,
             selected: None,
+            job: None,
+            live: None,
+            drop_choice: None,
             image: None,
             image_version: 0,
             view: RollView::default(),
@@ -380,6 +419,11 @@ impl DiffrollApp {
         }
     }
 
+    /// Takes made or opened in this run, those the history has let go included.
+    pub fn takes_made(&self) -> usize {
+        self.takes_made
+    }
+
     pub fn is_generating(&self) -> bool {
         self.progress.is_some()
     }
@@ -396,27 +440,56 @@ impl DiffrollApp {
             return;
         }
         let request = self.request(self.settings.style);
-        self.start(request, Command::Generate);
+        self.start(request, Job::Generate, Command::Generate);
     }
 
     /// New takes on bars `rework_bars` of the take on screen, in its style; the rest of it
-    /// stays as it is.
+    /// stays as it is. On a take longer than the model's window the model sees the eight
+    /// bars around them, and the takes are the whole piece with those bars replaced.
     pub fn rework(&mut self) {
         if !self.can_generate() {
             return;
         }
-        let Some(roll) = self.selected_roll().cloned() else {
+        let Some((t, v)) = self.selected else {
             return;
         };
-        let (a, b) = self.rework_bars;
-        let first = a.min(b).clamp(1, WINDOW_BARS);
-        let last = a.max(b).clamp(1, WINDOW_BARS);
-        self.rework_bars = (first, last);
-        let request = self.request(roll.style.or(self.settings.style));
-        let span = (first - 1) * STEPS_PER_BAR..last * STEPS_PER_BAR;
-        self.start(request, |request| Command::Rework {
+        let Some(take) = self.history.get(t) else {
+            return;
+        };
+        let Some(variation) = take.variations.get(v) else {
+            return;
+        };
+        let asked = self.rework_bars;
+        let Some(plan) = ReworkPlan::new(&take.bar_starts, take.steps() as u32, asked) else {
+            return;
+        };
+        let job = Job::Rework {
+            plan: plan.clone(),
+            from: take.number,
+            notes: variation.notes(),
+            piece: variation.clone(),
+            bar_starts: take.bar_starts.clone(),
+            tempo_bpm: take.tempo_bpm,
+        };
+        let window = plan.window(&variation.roll);
+        let style = variation.roll.style.or(self.settings.style);
+        let (lo, hi) = (asked.0.min(asked.1), asked.0.max(asked.1));
+        if plan.bars != (lo, hi) {
+            self.say(Message::info(format!(
+                "bars {lo}-{hi} do not fit the model's window (at most {} bars, {} steps, \
+                 inside the piece): regenerating bars {}-{}",
+                crate::roll::WINDOW_BARS,
+                crate::roll::WINDOW_STEPS,
+                plan.bars.0,
+                plan.bars.1
+            )));
+        }
+        self.rework_bars = plan.bars;
+        let request = self.request(style);
+        let span = plan.span_in_window();
+        self.start(request, job, |request| Command::Rework {
             request,
-            roll,
+            roll: window,
             span,
         });
     }
@@ -440,12 +513,17 @@ impl DiffrollApp {
         }
     }
 
+    /// Sends the model thread `command` made from `request`; `job` says how its previews are
+    /// shown and its takes filed.
     fn start(
         &mut self,
         request: GenerateRequest,
+        job: Job,
         command: impl FnOnce(GenerateRequest) -> Command,
     ) {
         self.previews_seen = 0;
+        self.job = Some(job);
+        self.live = None;
         self.progress = Some(Progress {
             step: 0,
             total: request.steps,
@@ -454,6 +532,11 @@ impl DiffrollApp {
             refining: request.refine.is_some(),
         });
         self.worker.send(command(request));
+    }
+
+    /// Asks for a MIDI file (Open MIDI…, Ctrl+O) and opens it as a take, off the UI thread.
+    pub fn open_midi(&mut self) {
+        open::ask(self);
     }
 
     pub fn cancel(&mut self) {
@@ -471,15 +554,30 @@ impl DiffrollApp {
 
     /// The roll on screen once generation is over: the selected variation.
     pub fn selected_roll(&self) -> Option<&Roll> {
-        let (take, variation) = self.selected?;
-        self.history.get(take)?.rolls.get(variation)
+        self.selected_variation().map(|v| &v.roll)
     }
 
-    /// The selected roll at the tempo that playback and export use.
-    fn roll_to_use(&self) -> Option<Roll> {
-        let mut roll = self.selected_roll()?.clone();
-        roll.tempo_bpm = self.tempo_for(roll.style);
-        Some(roll)
+    /// The selected take and its variation.
+    pub fn selected_take(&self) -> Option<(&Take, &Variation)> {
+        let (take, variation) = self.selected?;
+        let take = self.history.get(take)?;
+        Some((take, take.variations.get(variation)?))
+    }
+
+    pub fn selected_variation(&self) -> Option<&Variation> {
+        self.selected_take().map(|(_, v)| v)
+    }
+
+    /// The selected variation as Play and Export use it: its notes at the tempo the user set,
+    /// else the piece's own, else its style's.
+    pub fn piece_to_use(&self) -> Option<Piece> {
+        let (take, variation) = self.selected_take()?;
+        let tempo = self
+            .settings
+            .tempo
+            .or(take.tempo_bpm)
+            .unwrap_or_else(|| self.tempo_for(variation.roll.style));
+        Some(Piece::new(variation, tempo))
     }
 
     pub fn select(&mut self, take: usize, variation: usize) {
@@ -487,17 +585,49 @@ impl DiffrollApp {
             return;
         }
         self.selected = Some((take, variation));
-        if let Some(roll) = self.selected_roll().cloned() {
-            self.show_roll(&roll);
-        }
+        self.show_selected();
         if self.playback.is_some() {
             self.stop();
         }
     }
 
-    fn show_roll(&mut self, roll: &Roll) {
-        self.image_version += 1;
-        self.image = Some(Arc::new(RollImage::new(roll, self.image_version)));
+    /// Draws the selected variation, with its take's bars.
+    fn show_selected(&mut self) {
+        let Some((take, variation)) = self.selected_take() else {
+            self.image = None;
+            return;
+        };
+        let image =
+            RollImage::new(&variation.roll, self.image_version + 1).with_bars(&take.bar_starts);
+        self.show_image(image);
+    }
+
+    fn show_image(&mut self, image: RollImage) {
+        self.image_version = image.version;
+        self.image = Some(Arc::new(image));
+    }
+
+    /// Draws the latest preview as the running job places it, as the model's image when
+    /// the fog is on.
+    fn show_live(&mut self) {
+        let (Some(job), Some((preview, fog))) = (&self.job, &self.live) else {
+            return;
+        };
+        let fog = fog.as_ref().filter(|_| self.settings.show_fog);
+        let image = job.preview_image(preview, fog, self.image_version + 1);
+        self.show_image(image);
+    }
+
+    /// The fog toggle changed: a generation in progress is redrawn at once.
+    pub fn fog_toggled(&mut self) {
+        if self.is_generating() {
+            self.show_live();
+        }
+    }
+
+    /// The model's image of the preview on screen now, while a generation runs.
+    pub fn live_fog(&self) -> Option<&Fog> {
+        self.live.as_ref().and_then(|(_, fog)| fog.as_ref())
     }
 
     pub fn is_playing(&self) -> bool {
@@ -505,14 +635,14 @@ impl DiffrollApp {
     }
 
     pub fn play(&mut self) {
-        let Some(roll) = self.roll_to_use() else {
+        let Some(piece) = self.piece_to_use() else {
             return;
         };
         self.playback = None;
-        self.playback_rate = f64::from(roll.tempo_bpm) / 60.0 * STEPS_PER_BEAT as f64;
+        self.playback_rate = f64::from(piece.tempo_bpm) / 60.0 * STEPS_PER_BEAT as f64;
         let ctx = self.ctx.clone();
         self.playback = Some(Playback::start(
-            Sequence::from_roll(&roll),
+            piece.sequence(),
             self.settings.output.clone(),
             self.settings.looping,
             move || ctx.request_repaint(),
@@ -532,16 +662,17 @@ impl DiffrollApp {
         }
     }
 
-    /// Asks where to save, then writes the selected roll as MIDI (`mid`) or audio (`wav`), on
-    /// a background thread; the result arrives as a message.
+    /// Asks where to save, then writes the selected variation as MIDI (`mid`) or audio
+    /// (`wav`), on a background thread; the result arrives as a message.
     pub fn export(&mut self, extension: &'static str) {
-        let Some(roll) = self.roll_to_use() else {
+        let Some(piece) = self.piece_to_use() else {
             return;
         };
         let (take, variation) = self.selected.unwrap_or((0, 0));
-        let style = roll.style.map_or("piece", Style::name);
-        let seed = self.history.get(take).map_or(0, |t| t.request.seed);
-        let name = format!("diffroll-{style}-{seed}-{}.{extension}", variation + 1);
+        let name = self.history.get(take).map_or_else(
+            || format!("diffroll.{extension}"),
+            |t| t.file_name(variation, extension),
+        );
         let dialogs = self.dialogs.clone();
         let tx = self.background.0.clone();
         let soundfont = match &self.settings.output {
@@ -560,7 +691,7 @@ impl DiffrollApp {
                 let Some(path) = dialogs.save_file(title, &name, extension) else {
                     return;
                 };
-                let message = match write_export(&roll, &path, soundfont.as_deref()) {
+                let message = match write_export(&piece, &path, soundfont.as_deref()) {
                     Ok(()) => Message::info(format!("exported {}", path.display())),
                     Err(e) => Message::error(format!("{}: {e}", path.display())),
                 };
@@ -570,6 +701,55 @@ impl DiffrollApp {
         if let Err(e) = spawned {
             self.say(Message::error(format!("export: {e}")));
         }
+    }
+
+    /// Puts `take` into the history (with its thumbnails) under the next number, letting the
+    /// oldest takes go past [`MAX_TAKES`] or [`MAX_HISTORY_BYTES`]; selects it unless a
+    /// generation is on screen. Returns its number.
+    fn file_take(&mut self, mut take: Take) -> usize {
+        self.takes_made += 1;
+        take.number = self.takes_made;
+        take.thumbs = take
+            .variations
+            .iter()
+            .enumerate()
+            .map(|(v, var)| {
+                panels::thumbnail_texture(
+                    &self.ctx,
+                    &var.roll,
+                    &format!("take-{}-{v}", take.number),
+                )
+            })
+            .collect();
+        self.history.push(take);
+        let mut bytes: usize = self.history.iter().map(Take::bytes).sum();
+        let mut dropped = 0;
+        while self.history.len() - dropped > 1
+            && (self.history.len() - dropped > MAX_TAKES || bytes > MAX_HISTORY_BYTES)
+        {
+            bytes -= self.history[dropped].bytes();
+            dropped += 1;
+        }
+        if dropped > 0 {
+            // The textures go with their handles.
+            self.history.drain(..dropped);
+            self.selected = self
+                .selected
+                .and_then(|(t, v)| Some((t.checked_sub(dropped)?, v)));
+            if !self.told_history_full {
+                self.told_history_full = true;
+                self.say(Message::info(format!(
+                    "the history keeps the latest {} takes; older ones leave it (export a take \
+                     to keep it)",
+                    self.history.len()
+                )));
+            }
+        }
+        if !self.is_generating() {
+            self.selected = None;
+            self.select(self.history.len() - 1, 0);
+        }
+        self.takes_made
     }
 
     /// Applies what the worker, the playback thread and background jobs reported.
@@ -584,6 +764,7 @@ impl DiffrollApp {
                     self.finetune.reading = false;
                     self.finetune.intake = Some(Arc::new(intake));
                 }
+                Background::Opened { path, song } => open::arrived(self, path, song),
             }
         }
         let statuses: Vec<Status> = self
@@ -637,48 +818,41 @@ impl DiffrollApp {
             Event::Step {
                 step,
                 total,
-                preview,
+                mut preview,
+                mut fog,
             } => {
                 self.previews_seen += 1;
                 if let Some(p) = &mut self.progress {
                     p.step = step + 1;
                     p.total = total;
                 }
-                if let Some(first) = preview.first() {
-                    self.show_roll(first);
+                if !preview.is_empty() {
+                    let first = preview.swap_remove(0);
+                    let fog = (!fog.is_empty()).then(|| fog.swap_remove(0));
+                    self.live = Some((first, fog));
+                    self.show_live();
                 }
             }
             Event::Done {
                 request,
-                mut rolls,
+                rolls,
                 seconds,
             } => {
                 self.progress = None;
-                for roll in &mut rolls {
-                    roll.tempo_bpm = self.tempo_for(roll.style);
+                self.live = None;
+                let job = self.job.take().unwrap_or(Job::Generate);
+                let seed = request.seed;
+                let mut take = job.finish(request, rolls, seconds);
+                if take.tempo_bpm.is_none() {
+                    for v in &mut take.variations {
+                        v.roll.tempo_bpm = self.tempo_for(v.roll.style);
+                    }
                 }
-                let take = self.history.len();
-                let thumbs = rolls
-                    .iter()
-                    .enumerate()
-                    .map(|(v, r)| {
-                        panels::thumbnail_texture(&self.ctx, r, &format!("take-{take}-{v}"))
-                    })
-                    .collect();
+                let count = take.variations.len();
+                let number = self.file_take(take);
                 self.say(Message::info(format!(
-                    "take {}: {} variation(s) in {seconds:.1} s (seed {})",
-                    self.history.len() + 1,
-                    rolls.len(),
-                    request.seed
+                    "take {number}: {count} variation(s) in {seconds:.1} s (seed {seed})"
                 )));
-                self.history.push(Take {
-                    request,
-                    rolls,
-                    seconds,
-                    thumbs,
-                });
-                self.selected = None;
-                self.select(self.history.len() - 1, 0);
                 if self.measure {
                     println!("{}", self.frames.report());
                 }
@@ -697,12 +871,14 @@ impl DiffrollApp {
             }
             Event::Cancelled { steps_after_cancel } => {
                 self.progress = None;
+                (self.job, self.live) = (None, None);
                 self.last_cancel_overrun = Some(steps_after_cancel);
                 self.say(Message::info("generation cancelled"));
                 self.restore_selected();
             }
             Event::Failed(e) => {
                 self.progress = None;
+                (self.job, self.live) = (None, None);
                 self.say(Message::error(e));
                 self.restore_selected();
             }
@@ -734,29 +910,32 @@ impl DiffrollApp {
 
     /// Puts the selected take back on screen after a cancelled or failed generation.
     fn restore_selected(&mut self) {
-        match self.selected_roll().cloned() {
-            Some(roll) => self.show_roll(&roll),
-            None => self.image = None,
-        }
+        self.show_selected();
     }
 
     fn shortcuts(&mut self, ctx: &egui::Context) {
         use egui::{Key, KeyboardShortcut, Modifiers};
         let generate = KeyboardShortcut::new(Modifiers::COMMAND, Key::G);
         let export = KeyboardShortcut::new(Modifiers::COMMAND, Key::E);
+        let open = KeyboardShortcut::new(Modifiers::COMMAND, Key::O);
         // Space belongs to a text field when one has focus. (Asked before `input_mut`, which
-        // holds the context's lock.)
+        // holds the context's lock.) Escape closes windows unless it cancels a generation.
         let typing = ctx.egui_wants_keyboard_input();
-        let (g, e, esc, space) = ctx.input_mut(|i| {
+        let generating = self.is_generating();
+        let (g, e, o, esc, space) = ctx.input_mut(|i| {
             (
                 i.consume_shortcut(&generate),
                 i.consume_shortcut(&export),
-                i.consume_key(Modifiers::NONE, Key::Escape),
+                i.consume_shortcut(&open),
+                generating && i.consume_key(Modifiers::NONE, Key::Escape),
                 !typing && i.consume_key(Modifiers::NONE, Key::Space),
             )
         });
         if g {
             self.generate();
+        }
+        if o {
+            self.open_midi();
         }
         if e && self.selected_roll().is_some() {
             self.export("mid");
@@ -786,7 +965,7 @@ impl DiffrollApp {
                 .collect()
         });
         if !dropped.is_empty() {
-            finetune_panel::FinetunePanel::dropped(self, dropped);
+            open::dropped(self, dropped);
         }
         panels::top_bar(self, ui);
         panels::bottom(self, ui);
@@ -802,12 +981,17 @@ impl DiffrollApp {
                 ui.put(
                     ui.max_rect(),
                     egui::Label::new(
-                        egui::RichText::new("Drop MIDI files to fine-tune on them").heading(),
+                        egui::RichText::new(
+                            "Drop a MIDI file to open it or fine-tune on it; several files or \
+                             a folder to fine-tune on them",
+                        )
+                        .heading(),
                     ),
                 );
             }
         });
         finetune_panel::show(self, &ctx);
+        open::show_choice(self, &ctx);
         if self.is_playing() || (self.measure && self.is_generating()) {
             ctx.request_repaint();
         }
@@ -823,7 +1007,7 @@ impl DiffrollApp {
 impl eframe::App for DiffrollApp {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let now = Instant::now();
-        if self.is_generating() {
+        if self.measure && self.is_generating() {
             if let Some(cpu) = frame.info().cpu_usage {
                 self.frames.during_generation.push(cpu);
             }
@@ -853,8 +1037,8 @@ fn fresh_seed(previous: u64) -> u64 {
     if seed == previous { seed + 1 } else { seed }
 }
 
-/// Writes `roll` to `path` as MIDI or (by extension) WAV, atomically.
-pub fn write_export(roll: &Roll, path: &Path, soundfont: Option<&Path>) -> anyhow::Result<()> {
+/// Writes `piece` to `path` as MIDI or (by extension) WAV, atomically.
+pub fn write_export(piece: &Piece, path: &Path, soundfont: Option<&Path>) -> anyhow::Result<()> {
     let is_wav = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("wav"));
@@ -863,12 +1047,12 @@ pub fn write_export(roll: &Roll, path: &Path, soundfont: Option<&Path>) -> anyho
             Some(sf) => InstrumentSpec::SoundFont(crate::audio::load_soundfont(sf)?),
             None => InstrumentSpec::Builtin,
         };
-        crate::audio::render_wav(&Sequence::from_roll(roll), &instrument)?
+        crate::audio::render_wav(&piece.sequence(), &instrument)?
     } else {
         let name = path
             .file_stem()
             .map_or_else(|| "diffroll".into(), |s| s.to_string_lossy().into_owned());
-        crate::midi::write_roll(roll, &name)
+        piece.midi(&name)
     };
     atomic_write(path, &bytes)?;
     Ok(())

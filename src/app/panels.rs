@@ -27,6 +27,13 @@ pub fn top_bar(app: &mut DiffrollApp, ui: &mut Ui) {
             {
                 app.generate();
             }
+            if ui
+                .button("Open MIDI…")
+                .on_hover_text("Open a MIDI file as a take (Ctrl+O)")
+                .clicked()
+            {
+                app.open_midi();
+            }
             if let Some(p) = &app.progress {
                 let fraction = p.step as f32 / p.total.max(1) as f32;
                 let secs = p.started.elapsed().as_secs_f32();
@@ -41,23 +48,44 @@ pub fn top_bar(app: &mut DiffrollApp, ui: &mut Ui) {
                         .text(text),
                 );
             }
+            if ui
+                .checkbox(&mut app.settings.show_fog, "Fog")
+                .on_hover_text(
+                    "While the model works, show its image: how likely a note sounds \
+                     (brightness) and starts (a pale head) in each cell, sharpening into notes; \
+                     off: the notes it would settle on at each step",
+                )
+                .changed()
+            {
+                app.fog_toggled();
+            }
             ui.separator();
             let can_rework = app.can_generate() && app.selected_roll().is_some();
+            let bar_count = app
+                .selected_take()
+                .map_or(crate::roll::WINDOW_BARS, |(t, _)| t.bars().max(1));
             ui.add_enabled_ui(can_rework, |ui| {
+                let most = crate::roll::WINDOW_BARS;
                 if ui
                     .button("Regenerate bars")
-                    .on_hover_text("New takes on these bars of the take on screen; the rest stays")
+                    .on_hover_text(format!(
+                        "New takes on these bars of the take on screen; the rest stays. At \
+                         most {most} bars at once: the model sees the {most} bars around them"
+                    ))
                     .clicked()
                 {
                     app.rework();
                 }
-                let bars = 1..=crate::roll::WINDOW_BARS;
+                let bars = 1..=bar_count;
                 let from = ui.label("from");
                 ui.add(egui::DragValue::new(&mut app.rework_bars.0).range(bars.clone()))
                     .labelled_by(from.id);
                 let to = ui.label("to");
                 ui.add(egui::DragValue::new(&mut app.rework_bars.1).range(bars))
                     .labelled_by(to.id);
+                if bar_count > most {
+                    ui.label(RichText::new(format!("of {bar_count}, up to {most} at once")).weak());
+                }
             });
             ui.separator();
             let has_roll = app.selected_roll().is_some() && !app.is_generating();
@@ -414,7 +442,11 @@ pub fn bottom(app: &mut DiffrollApp, ui: &mut Ui) {
             }
             None => {
                 ui.label(
-                    RichText::new("Ctrl+G generates; Space plays; Ctrl+E exports MIDI").weak(),
+                    RichText::new(
+                        "Ctrl+G generates; Ctrl+O opens a MIDI file; Space plays; Ctrl+E exports \
+                         MIDI",
+                    )
+                    .weak(),
                 );
             }
         });
@@ -436,14 +468,18 @@ pub fn bottom(app: &mut DiffrollApp, ui: &mut Ui) {
                         for (t, take) in app.history.iter().enumerate() {
                             for (v, thumb) in take.thumbs.iter().enumerate() {
                                 let selected = app.selected == Some((t, v));
+                                let style = take
+                                    .variations
+                                    .get(v)
+                                    .and_then(|var| var.roll.style)
+                                    .map_or("any", Style::name);
                                 let response =
                                     thumbnail(ui, thumb, selected).on_hover_text(format!(
-                                        "take {} / {}: {}, seed {}, {} steps",
-                                        t + 1,
+                                        "take {} / {}: {style}, {} bars, {}",
+                                        take.number,
                                         v + 1,
-                                        take.rolls[v].style.map_or("any", Style::name),
-                                        take.request.seed,
-                                        take.request.steps
+                                        take.bars(),
+                                        take.origin.describe()
                                     ));
                                 if response.clicked() {
                                     clicked = Some((t, v));
@@ -461,21 +497,32 @@ pub fn bottom(app: &mut DiffrollApp, ui: &mut Ui) {
         });
 }
 
+/// Most columns of a thumbnail: it is drawn about this wide, and a long piece's steps share
+/// columns, so every thumbnail is small however long its take.
+pub const THUMB_COLUMNS: usize = 128;
+
 /// A small picture of `roll` for the history strip, made once per take.
 pub fn thumbnail_texture(ctx: &egui::Context, roll: &Roll, name: &str) -> egui::TextureHandle {
+    ctx.load_texture(name, thumbnail_image(roll), egui::TextureOptions::LINEAR)
+}
+
+/// The thumbnail's pixels: one row per pitch the roll uses, a column per step up to
+/// [`THUMB_COLUMNS`] (lit where a note sounds in any of its steps).
+pub fn thumbnail_image(roll: &Roll) -> egui::ColorImage {
     let (low, high) = roll.pitch_range().unwrap_or((60, 72));
-    let (low, high) = (usize::from(low), usize::from(high));
+    let (low, high) = (usize::from(low), usize::from(high).min(PITCHES - 1));
     let rows = high - low + 1;
-    let steps = roll.steps().max(1);
-    let mut image = egui::ColorImage::filled([steps, rows], Color32::from_rgb(36, 38, 43));
-    for pitch in low..=high.min(PITCHES - 1) {
-        for step in 0..roll.steps() {
+    let steps = roll.steps();
+    let columns = steps.clamp(1, THUMB_COLUMNS);
+    let mut image = egui::ColorImage::filled([columns, rows], Color32::from_rgb(36, 38, 43));
+    for pitch in low..=high {
+        for step in 0..steps {
             if roll.sustain(pitch, step) {
-                image[(step, high - pitch)] = Color32::from_rgb(97, 184, 250);
+                image[(step * columns / steps, high - pitch)] = Color32::from_rgb(97, 184, 250);
             }
         }
     }
-    ctx.load_texture(name, image, egui::TextureOptions::LINEAR)
+    image
 }
 
 fn thumbnail(ui: &mut Ui, texture: &egui::TextureHandle, selected: bool) -> egui::Response {

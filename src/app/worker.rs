@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::device::{self, DeviceRequest};
-use crate::model::{Defaults, GenerateRequest, ModelError, Pipeline};
+use crate::model::{Defaults, Fog, GenerateRequest, ModelError, Pipeline};
 use crate::roll::Roll;
 use crate::train::finetune::{self, FinetuneConfig, FinetuneRun, Intake};
 use crate::train::run::{Control, Progress};
@@ -24,7 +24,8 @@ pub enum Command {
         device: DeviceRequest,
     },
     Generate(GenerateRequest),
-    /// New takes on the steps `span` of `roll` (an 8-bar take), the rest of it kept.
+    /// New takes on the steps `span` of `roll` (one 8-bar model window; the app cuts it from a
+    /// longer take and puts the takes back), the rest of it kept.
     Rework {
         request: GenerateRequest,
         roll: Roll,
@@ -54,11 +55,13 @@ pub enum Event {
         dir: PathBuf,
         message: String,
     },
-    /// One denoising step: the rolls the model predicts now, one per variation.
+    /// One denoising step: the rolls the model predicts now, one per variation, and the
+    /// model's image behind each (the decoder's probabilities before thresholds).
     Step {
         step: usize,
         total: usize,
         preview: Vec<Roll>,
+        fog: Vec<Fog>,
     },
     Done {
         request: GenerateRequest,
@@ -280,6 +283,7 @@ fn generate(
             step: e.step,
             total: e.total,
             preview: e.preview.to_vec(),
+            fog: e.fog.to_vec(),
         });
     };
     let generated = match rework {

@@ -1,0 +1,473 @@
+//! What the history holds: takes of any length (generated windows, opened MIDI files, bars
+//! regenerated in either), their variations with the notes they play and export, and the plan
+//! for regenerating bars of a take longer than the model's window.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use super::roll_view::RollImage;
+use crate::audio::Sequence;
+use crate::model::{Fog, GenerateRequest};
+use crate::roll::{Note, Roll, Style, WINDOW_BARS, WINDOW_STEPS, splice};
+
+/// How a take came to be.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// Generate: new pieces from noise.
+    Generated(GenerateRequest),
+    /// Regenerate bars: new takes on bars `bars` (counted from 1) of take number `from`.
+    Reworked {
+        request: GenerateRequest,
+        from: usize,
+        bars: (usize, usize),
+    },
+    /// A MIDI file opened from disk.
+    Opened { path: PathBuf },
+}
+
+impl Origin {
+    /// The model request behind the take, if the model made it.
+    pub fn request(&self) -> Option<&GenerateRequest> {
+        match self {
+            Origin::Generated(request) | Origin::Reworked { request, .. } => Some(request),
+            Origin::Opened { .. } => None,
+        }
+    }
+
+    /// One line for the history strip's hover text.
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Generated(r) => format!("seed {}, {} steps", r.seed, r.steps),
+            Origin::Reworked {
+                request,
+                from,
+                bars,
+            } => format!(
+                "bars {}-{} of take {from} regenerated, seed {}",
+                bars.0, bars.1, request.seed
+            ),
+            Origin::Opened { path } => format!("opened from {}", path.display()),
+        }
+    }
+}
+
+/// One variation of a take.
+#[derive(Debug, Clone)]
+pub struct Variation {
+    /// What the roll view shows (a roll has no velocities).
+    pub roll: Roll,
+    /// The notes Play and Export use where the roll alone would lose something (velocities,
+    /// notes overlapping on one key): an opened file's, and those of takes reworked from one.
+    /// `None`: the roll's own notes.
+    pub notes: Option<Vec<Note>>,
+}
+
+impl Variation {
+    pub fn of_roll(roll: Roll) -> Variation {
+        Variation { roll, notes: None }
+    }
+
+    /// `notes` kept as they are, drawn into a roll of `steps` with `like`'s tempo, style and
+    /// program.
+    pub fn of_notes(notes: Vec<Note>, steps: usize, like: &Roll) -> Variation {
+        let mut roll = Roll::from_notes(&notes, steps);
+        (roll.tempo_bpm, roll.style, roll.program) = (like.tempo_bpm, like.style, like.program);
+        Variation {
+            roll,
+            notes: Some(notes),
+        }
+    }
+
+    /// The notes to play and export.
+    pub fn notes(&self) -> Vec<Note> {
+        match &self.notes {
+            Some(notes) => notes.clone(),
+            None => self.roll.notes(),
+        }
+    }
+
+    /// Bytes of memory the variation holds (its roll's planes and its notes), for the
+    /// history's budget.
+    pub fn bytes(&self) -> usize {
+        2 * crate::roll::PITCHES * self.roll.steps()
+            + self
+                .notes
+                .as_ref()
+                .map_or(0, |n| n.len() * std::mem::size_of::<Note>())
+    }
+}
+
+/// One entry of the history: a Generate, a Regenerate bars or an opened file, with its
+/// variations (all of one length).
+pub struct Take {
+    /// Counted from 1 in the order takes were made; kept when older takes leave the history.
+    pub number: usize,
+    pub origin: Origin,
+    pub variations: Vec<Variation>,
+    /// Steps at which bars start: the file's time signatures for an opened file (and takes
+    /// reworked from it), every 16 steps otherwise.
+    pub bar_starts: Vec<u32>,
+    /// The piece's own tempo (an opened file's, kept by takes reworked from it); `None`: the
+    /// style's usual tempo.
+    pub tempo_bpm: Option<f32>,
+    /// Seconds the model took (0 for an opened file).
+    pub seconds: f64,
+    pub(super) thumbs: Vec<egui::TextureHandle>,
+}
+
+impl Take {
+    /// Steps of the take (every variation has as many).
+    pub fn steps(&self) -> usize {
+        self.variations.first().map_or(0, |v| v.roll.steps())
+    }
+
+    pub fn bars(&self) -> usize {
+        self.bar_starts.len()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.variations.iter().map(Variation::bytes).sum()
+    }
+
+    /// A file name for exporting variation `variation` (from 0) with `extension`.
+    pub fn file_name(&self, variation: usize, extension: &str) -> String {
+        let v = variation + 1;
+        let style = |i: usize| {
+            self.variations
+                .get(i)
+                .and_then(|v| v.roll.style)
+                .map_or("piece", Style::name)
+        };
+        match &self.origin {
+            Origin::Generated(r) => {
+                format!("diffroll-{}-{}-{v}.{extension}", style(variation), r.seed)
+            }
+            Origin::Reworked { request, bars, .. } => format!(
+                "diffroll-{}-bars-{}-{}-{}-{v}.{extension}",
+                style(variation),
+                bars.0,
+                bars.1,
+                request.seed
+            ),
+            Origin::Opened { path } => {
+                let stem = path
+                    .file_stem()
+                    .map_or_else(|| "piece".into(), |s| s.to_string_lossy().into_owned());
+                format!("{stem}.{extension}")
+            }
+        }
+    }
+}
+
+/// A variation as Play and Export take it: its notes (velocities included), length, tempo and
+/// program.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    pub notes: Vec<Note>,
+    pub steps: u32,
+    pub tempo_bpm: f32,
+    pub program: u8,
+}
+
+impl Piece {
+    pub fn new(variation: &Variation, tempo_bpm: f32) -> Piece {
+        Piece {
+            notes: variation.notes(),
+            steps: variation.roll.steps() as u32,
+            tempo_bpm,
+            program: variation.roll.program,
+        }
+    }
+
+    pub fn sequence(&self) -> Sequence {
+        Sequence::from_notes(
+            &self.notes,
+            self.steps,
+            self.tempo_bpm,
+            &[],
+            self.program,
+            0,
+        )
+    }
+
+    /// The piece as a type-1 MIDI file with one track named `name`.
+    pub fn midi(&self, name: &str) -> Vec<u8> {
+        crate::midi::write(
+            &self.notes,
+            &crate::midi::ExportOptions {
+                tempo_bpm: self.tempo_bpm,
+                program: self.program,
+                track_name: name.to_string(),
+            },
+        )
+    }
+}
+
+/// What the model thread is working on for the UI: how its previews are drawn and what its
+/// finished rolls become.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// New eight-bar pieces.
+    Generate,
+    /// New takes on some bars of a variation of take number `from`.
+    Rework {
+        plan: ReworkPlan,
+        from: usize,
+        /// The variation reworked, whole, and the notes it plays.
+        piece: Variation,
+        notes: Vec<Note>,
+        bar_starts: Vec<u32>,
+        tempo_bpm: Option<f32>,
+    },
+}
+
+impl Job {
+    /// What the roll view shows of one step's prediction `preview` (a model window), and of
+    /// the model's image `fog` behind it when given: a new piece as it is, a rework's window
+    /// put into the whole piece, the model's image over the bars written anew.
+    pub fn preview_image(&self, preview: &Roll, fog: Option<&Fog>, version: u64) -> RollImage {
+        match self {
+            Job::Generate => {
+                let image = RollImage::new(preview, version);
+                match fog {
+                    Some(fog) => image.with_fog(fog, 0, 0..preview.steps()),
+                    None => image,
+                }
+            }
+            Job::Rework {
+                plan,
+                piece,
+                notes,
+                bar_starts,
+                ..
+            } => {
+                let shown = Roll::from_notes(&plan.put_back(notes, preview), piece.roll.steps());
+                let image = RollImage::new(&shown, version).with_bars(bar_starts);
+                match fog {
+                    Some(fog) => image.with_fog(
+                        fog,
+                        plan.window_start as usize,
+                        plan.span.start as usize..plan.span.end as usize,
+                    ),
+                    None => image,
+                }
+            }
+        }
+    }
+
+    /// The take the model's finished `rolls` make (numbered and given thumbnails when filed).
+    pub fn finish(self, request: GenerateRequest, rolls: Vec<Roll>, seconds: f64) -> Take {
+        let (origin, variations, bar_starts, tempo_bpm) = match self {
+            Job::Generate => {
+                let steps = rolls.first().map_or(WINDOW_STEPS, Roll::steps);
+                (
+                    Origin::Generated(request),
+                    rolls.into_iter().map(Variation::of_roll).collect(),
+                    crate::midi::bar_starts(&[], steps as u32),
+                    None,
+                )
+            }
+            Job::Rework {
+                plan,
+                from,
+                piece,
+                notes,
+                bar_starts,
+                tempo_bpm,
+            } => {
+                let variations = rolls
+                    .iter()
+                    .map(|take| {
+                        let new = plan.put_back(&notes, take);
+                        let mut variation =
+                            Variation::of_notes(new, piece.roll.steps(), &piece.roll);
+                        variation.roll.style = take.style;
+                        if piece.notes.is_none() {
+                            // The roll holds everything a generated piece has.
+                            variation.notes = None;
+                        }
+                        variation
+                    })
+                    .collect();
+                let origin = Origin::Reworked {
+                    request,
+                    from,
+                    bars: plan.bars,
+                };
+                (origin, variations, bar_starts, tempo_bpm)
+            }
+        };
+        Take {
+            number: 0,
+            origin,
+            variations,
+            bar_starts,
+            tempo_bpm,
+            seconds,
+            thumbs: Vec::new(),
+        }
+    }
+}
+
+/// Regenerate bars on a take of any length: the bars written anew (at most a model window's
+/// worth), and the 8-bar window around them that the model sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReworkPlan {
+    /// First and last bar written anew, counted from 1.
+    pub bars: (usize, usize),
+    /// The steps of the piece written anew.
+    pub span: Range<u32>,
+    /// First step of the model window.
+    pub window_start: u32,
+}
+
+impl ReworkPlan {
+    /// The plan for bars `bars` (either order) of a piece of `steps` steps whose bars start
+    /// at `bar_starts`: the bars are kept inside the piece and cut to what one window holds
+    /// (at most [`WINDOW_BARS`] bars and [`WINDOW_STEPS`] steps). `None` for a piece without
+    /// bars.
+    pub fn new(bar_starts: &[u32], steps: u32, bars: (usize, usize)) -> Option<ReworkPlan> {
+        let count = bar_starts.len();
+        if count == 0 {
+            return None;
+        }
+        let first = bars.0.min(bars.1).clamp(1, count);
+        let mut last = bars
+            .0
+            .max(bars.1)
+            .clamp(first, count)
+            .min(first + WINDOW_BARS - 1);
+        let end_of = |last: usize| bar_starts.get(last).copied().unwrap_or(steps);
+        let start = bar_starts[first - 1];
+        while last > first && end_of(last) - start > WINDOW_STEPS as u32 {
+            last -= 1;
+        }
+        // One bar longer than a window (a 9/1 bar, say) is cut to the window.
+        let span = start..end_of(last).min(start + WINDOW_STEPS as u32);
+        let window_start = window_around(bar_starts, &span, steps);
+        Some(ReworkPlan {
+            bars: (first, last),
+            span,
+            window_start,
+        })
+    }
+
+    /// The span's steps within the model window.
+    pub fn span_in_window(&self) -> Range<usize> {
+        (self.span.start - self.window_start) as usize..(self.span.end - self.window_start) as usize
+    }
+
+    /// The model window of `piece`.
+    pub fn window(&self, piece: &Roll) -> Roll {
+        piece.window(self.window_start as usize, WINDOW_STEPS)
+    }
+
+    /// `piece` with the span replaced by what `take` (a window the model wrote) plays there.
+    pub fn put_back(&self, piece: &[Note], take: &Roll) -> Vec<Note> {
+        let new: Vec<Note> = take
+            .notes()
+            .into_iter()
+            .map(|n| Note {
+                start: n.start + self.window_start,
+                end: n.end + self.window_start,
+                ..n
+            })
+            .collect();
+        splice(piece, &new, self.span.clone())
+    }
+}
+
+/// The first step of the model window for `span` in a piece of `steps` steps: a bar start
+/// from which the window holds the whole span, keeping the window inside the piece where the
+/// piece is long enough, and the span as near the window's middle as those allow (the more
+/// music on both sides, the better the new bars fit it). The span's own start when no bar
+/// start will do.
+pub fn window_around(bar_starts: &[u32], span: &Range<u32>, steps: u32) -> u32 {
+    let window = WINDOW_STEPS as u32;
+    let holds = |b: u32| b <= span.start && b + window >= span.end;
+    let inside = |b: u32| b + window <= steps.max(window);
+    // Twice the distance between the window's middle and the span's, in steps.
+    let off_centre = |b: u32| (i64::from(2 * b + window) - i64::from(span.start + span.end)).abs();
+    let best = |candidates: &mut dyn Iterator<Item = u32>| {
+        candidates.min_by_key(|&b| (off_centre(b), std::cmp::Reverse(b)))
+    };
+    best(
+        &mut bar_starts
+            .iter()
+            .copied()
+            .filter(|&b| holds(b) && inside(b)),
+    )
+    .or_else(|| best(&mut bar_starts.iter().copied().filter(|&b| holds(b))))
+    .unwrap_or(span.start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bars(n: u32, per: u32) -> Vec<u32> {
+        (0..n).map(|b| b * per).collect()
+    }
+
+    #[test]
+    fn the_window_holds_the_span_near_its_middle_inside_the_piece() {
+        // 32 bars of 4/4: bars 15-16 sit in the middle of bars 12-19.
+        assert_eq!(window_around(&bars(32, 16), &(224..256), 512), 176);
+        // Near the start and the end the window stays inside the piece.
+        assert_eq!(window_around(&bars(32, 16), &(16..32), 512), 0);
+        assert_eq!(window_around(&bars(32, 16), &(480..512), 512), 384);
+        // A piece shorter than the window starts it at its first bar.
+        assert_eq!(window_around(&bars(4, 16), &(16..48), 64), 0);
+        // Eight whole bars: the window is exactly them.
+        assert_eq!(window_around(&bars(32, 16), &(64..192), 512), 64);
+        // 3/4: a bar start, and the whole span inside.
+        let w = window_around(&bars(40, 12), &(240..288), 480);
+        assert!(w.is_multiple_of(12) && w <= 240 && w + 128 >= 288, "{w}");
+        // Bars 10-11 of 16: the window is bars 7-14.
+        assert_eq!(window_around(&bars(16, 16), &(144..176), 256), 96);
+    }
+
+    #[test]
+    fn a_plan_keeps_to_the_piece_and_to_one_window() {
+        let sixteen = bars(16, 16);
+        let plan = ReworkPlan::new(&sixteen, 256, (11, 10)).unwrap();
+        assert_eq!(plan.bars, (10, 11));
+        assert_eq!(plan.span, 144..176);
+        assert_eq!(plan.window_start, 96);
+        assert_eq!(plan.span_in_window(), 48..80);
+        // More than eight bars: the first eight from the first asked for.
+        let plan = ReworkPlan::new(&sixteen, 256, (3, 14)).unwrap();
+        assert_eq!((plan.bars, plan.span.clone()), ((3, 10), 32..160));
+        assert_eq!(plan.window_start, 32);
+        // Bars past the end: the last bar.
+        let plan = ReworkPlan::new(&sixteen, 256, (20, 30)).unwrap();
+        assert_eq!((plan.bars, plan.span), ((16, 16), 240..256));
+        // 5/4 bars (20 steps): six of them fill a window, not eight.
+        let plan = ReworkPlan::new(&bars(12, 20), 240, (1, 8)).unwrap();
+        assert_eq!((plan.bars, plan.span), ((1, 6), 0..120));
+        assert!(ReworkPlan::new(&[], 0, (1, 2)).is_none());
+    }
+
+    #[test]
+    fn putting_a_window_back_changes_only_the_span() {
+        let piece = vec![
+            Note::new(60, 0, 16, 30),
+            Note::new(62, 140, 150, 90),
+            Note::new(64, 150, 170, 100),
+            Note::new(65, 176, 192, 110),
+        ];
+        let plan = ReworkPlan::new(&bars(16, 16), 256, (10, 11)).unwrap();
+        // The window starts at step 96: a window note at 50 is piece step 146.
+        let take = Roll::from_notes(&[Note::new(70, 50, 90, 80), Note::new(71, 0, 4, 80)], 128);
+        let notes = plan.put_back(&piece, &take);
+        assert_eq!(
+            notes,
+            vec![
+                Note::new(60, 0, 16, 30),
+                Note::new(62, 140, 144, 90),
+                Note::new(70, 146, 176, 80),
+                Note::new(65, 176, 192, 110),
+            ]
+        );
+    }
+}
