@@ -15,7 +15,7 @@ use clap::Args;
 use super::DeviceArgs;
 use crate::fsutil::atomic_write;
 use crate::model::{GenerateRequest, Guidance, KeyChoice, Pipeline, SamplerKind};
-use crate::roll::{Note, Roll, Score, Style, WINDOW_STEPS, splice};
+use crate::roll::{Note, Roll, Score, Style, WINDOW_STEPS, splice, window_around};
 use crate::{midi, render};
 
 #[derive(Debug, Args)]
@@ -238,26 +238,6 @@ impl Rework {
             .collect();
         splice(&self.notes, &new, self.span.clone())
     }
-}
-
-/// The first step of the model window that holds `span`: a bar start, with the span as near
-/// its middle as the piece allows (more of the music around it to fit), inside the piece where
-/// the piece is long enough.
-fn window_around(bar_starts: &[u32], span: &Range<u32>, steps: u32) -> u32 {
-    let window = WINDOW_STEPS as u32;
-    let margin = (window - span.len() as u32) / 2;
-    let ideal = span
-        .start
-        .saturating_sub(margin)
-        .min(steps.saturating_sub(window));
-    let fits = |b: u32| b <= span.start && b + window >= span.end;
-    bar_starts
-        .iter()
-        .copied()
-        .filter(|&b| b <= ideal && fits(b))
-        .max()
-        .or_else(|| bar_starts.iter().copied().find(|&b| fits(b)))
-        .unwrap_or(span.start)
 }
 
 /// A MIDI file read for one of the options that work on your music.
@@ -710,22 +690,5 @@ mod tests {
                 .unwrap_err()
                 .contains("after the last")
         );
-    }
-
-    #[test]
-    fn the_window_holds_the_span_near_its_middle_inside_the_piece() {
-        let bars = |n: u32, per: u32| (0..n).map(|b| b * per).collect::<Vec<u32>>();
-        // 32 bars of 4/4: bars 15-16 sit in the middle of bars 12-19.
-        assert_eq!(window_around(&bars(32, 16), &(224..256), 512), 176);
-        // Near the start and the end the window stays inside the piece.
-        assert_eq!(window_around(&bars(32, 16), &(16..32), 512), 0);
-        assert_eq!(window_around(&bars(32, 16), &(480..512), 512), 384);
-        // A piece shorter than the window starts it at its first bar.
-        assert_eq!(window_around(&bars(4, 16), &(16..48), 64), 0);
-        // 3/4: a bar start, and the whole span inside.
-        let w = window_around(&bars(40, 12), &(240..288), 480);
-        assert!(w.is_multiple_of(12) && w <= 240 && w + 128 >= 288, "{w}");
-        // Eight whole bars: the window is exactly them.
-        assert_eq!(window_around(&bars(32, 16), &(64..192), 512), 64);
     }
 }

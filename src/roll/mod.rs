@@ -13,7 +13,7 @@ mod style;
 
 pub use compare::Counts;
 pub use key::{DEGREE_NAMES, KEY_NAMES, KeyProfile, MAJOR_SCALE, SHIFTS, parse_key, shift_to};
-pub use score::Score;
+pub use score::{Score, window_around};
 pub use style::{Style, UnknownStyle};
 
 /// Number of MIDI pitches, and rows of a roll.

@@ -2,6 +2,8 @@
 //! melody, what they played) and what the long and editing generations return. A [`Roll`] is
 //! the model's view of a window of it; a score keeps what the roll cannot (velocity, length).
 
+use std::ops::Range;
+
 use super::{DEFAULT_TEMPO_BPM, Note, Roll, STEPS_PER_BAR, Style};
 
 /// Notes on the sixteenth-note grid, sorted by start then pitch, over `steps` steps (a whole
@@ -142,12 +144,58 @@ impl Score {
     }
 }
 
+/// The first step of the model window for `span` in a piece of `steps` steps: a bar start
+/// from which the window holds the whole span, keeping the window inside the piece where the
+/// piece is long enough, and the span as near the window's middle as those allow (the more
+/// music on both sides, the better the new bars fit it). The span's own start when no bar
+/// start will do.
+pub fn window_around(bar_starts: &[u32], span: &Range<u32>, steps: u32) -> u32 {
+    let window = super::WINDOW_STEPS as u32;
+    let holds = |b: u32| b <= span.start && b + window >= span.end;
+    let inside = |b: u32| b + window <= steps.max(window);
+    // Twice the distance between the window's middle and the span's, in steps.
+    let off_centre = |b: u32| (i64::from(2 * b + window) - i64::from(span.start + span.end)).abs();
+    let best = |candidates: &mut dyn Iterator<Item = u32>| {
+        candidates.min_by_key(|&b| (off_centre(b), std::cmp::Reverse(b)))
+    };
+    best(
+        &mut bar_starts
+            .iter()
+            .copied()
+            .filter(|&b| holds(b) && inside(b)),
+    )
+    .or_else(|| best(&mut bar_starts.iter().copied().filter(|&b| holds(b))))
+    .unwrap_or(span.start)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn n(pitch: u8, start: u32, end: u32) -> Note {
         Note::new(pitch, start, end, 90)
+    }
+
+    fn bars(n: u32, per: u32) -> Vec<u32> {
+        (0..n).map(|b| b * per).collect()
+    }
+
+    #[test]
+    fn the_window_holds_the_span_near_its_middle_inside_the_piece() {
+        // 32 bars of 4/4: bars 15-16 sit in the middle of bars 12-19.
+        assert_eq!(window_around(&bars(32, 16), &(224..256), 512), 176);
+        // Near the start and the end the window stays inside the piece.
+        assert_eq!(window_around(&bars(32, 16), &(16..32), 512), 0);
+        assert_eq!(window_around(&bars(32, 16), &(480..512), 512), 384);
+        // A piece shorter than the window starts it at its first bar.
+        assert_eq!(window_around(&bars(4, 16), &(16..48), 64), 0);
+        // Eight whole bars: the window is exactly them.
+        assert_eq!(window_around(&bars(32, 16), &(64..192), 512), 64);
+        // 3/4: a bar start, and the whole span inside.
+        let w = window_around(&bars(40, 12), &(240..288), 480);
+        assert!(w.is_multiple_of(12) && w <= 240 && w + 128 >= 288, "{w}");
+        // Bars 10-11 of 16: the window is bars 7-14.
+        assert_eq!(window_around(&bars(16, 16), &(144..176), 256), 96);
     }
 
     #[test]
