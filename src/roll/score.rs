@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn silent_bars_and_truncation() {
-        let mut score = Score::new(vec![n(60, 0, 20), n(62, 40, 70)], 80);
+        let mut score = Score::new(vec![n(60, 0, 20), n(62, 40, 60)], 80);
         assert_eq!(score.silent_bars(), vec![4]);
         score.truncate(48);
         assert_eq!(score.steps, 48);
