@@ -117,6 +117,10 @@ pub enum Network {
             help_heading = super::TUNING
         )]
         style_mix: Option<StyleMix>,
+        /// Weight each sample's loss by min(SNR, GAMMA) / (SNR + 1) (min-SNR-γ; 5 is the
+        /// paper's choice). Default: every timestep alike.
+        #[arg(long, value_name = "GAMMA", value_parser = positive, help_heading = super::TUNING)]
+        min_snr_gamma: Option<f64>,
     },
     /// Fit a finished model's decoder to its UNet's estimates of clean latents (the encoder
     /// and UNet stay as they are), so generated latents decode into notes with onsets.
@@ -152,6 +156,13 @@ pub struct StyleMix(pub [f64; 4]);
 
 /// Checks what can be checked before the corpus is read: four finite shares, none negative
 /// (whether the corpus has the styles that get a share is known only once it is read).
+fn positive(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{s}' must be a number above 0 (e.g. 5)")),
+    }
+}
+
 fn parse_style_mix(s: &str) -> Result<StyleMix, String> {
     let shares: Vec<f64> = s
         .split(',')
@@ -414,6 +425,7 @@ fn train_network(network: Network) -> anyhow::Result<()> {
             base_channels,
             per_channel_latents,
             style_mix,
+            min_snr_gamma,
         } => {
             let mut unet = UNetConfig::new();
             if let Some(b) = base_channels {
@@ -421,7 +433,8 @@ fn train_network(network: Network) -> anyhow::Result<()> {
             }
             let training = with_common!(DiffusionTraining::new(), common)
                 .with_per_channel_latents(per_channel_latents)
-                .with_style_mix(style_mix.map(|m| m.0.to_vec()));
+                .with_style_mix(style_mix.map(|m| m.0.to_vec()))
+                .with_min_snr_gamma(min_snr_gamma);
             let outcome = diffusion::train(
                 DiffusionRun {
                     unet,

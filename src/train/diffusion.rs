@@ -59,6 +59,12 @@ pub struct DiffusionTraining {
     /// the weakest styles can get more of a continuation's steps.
     #[config(default = "None")]
     pub style_mix: Option<Vec<f64>>,
+    /// Min-SNR-γ loss weighting (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR
+    /// Weighting Strategy"): each sample's v-loss weighted by min(SNR, γ) / (SNR + 1), so the
+    /// nearly clean timesteps, which are easy and dominate the gradient, weigh less; about 3×
+    /// faster convergence on images at γ = 5. `None`: every timestep alike.
+    #[config(default = "None")]
+    pub min_snr_gamma: Option<f64>,
 }
 
 pub struct DiffusionRun<'a> {
@@ -96,16 +102,44 @@ pub struct NoisedBatch {
     pub v: Tensor<4>,
     /// Timestep of each sample, as the UNet takes them.
     pub t: Vec<f32>,
+    /// Each sample's signal-to-noise ratio ᾱ / (1 − ᾱ).
+    pub snr: Vec<f64>,
+    /// Each sample's loss weight; `None`: all 1.
+    pub weights: Option<Vec<f32>>,
+}
+
+/// The min-SNR-γ weight of a v-prediction loss at signal-to-noise ratio `snr`.
+pub fn min_snr_weight(snr: f64, gamma: f64) -> f64 {
+    snr.min(gamma) / (snr + 1.0)
 }
 
 impl NoisedBatch {
+    /// Weights each sample's loss by [`min_snr_weight`] at `gamma`.
+    pub fn min_snr(mut self, gamma: f64) -> NoisedBatch {
+        self.weights = Some(
+            self.snr
+                .iter()
+                .map(|&snr| min_snr_weight(snr, gamma) as f32)
+                .collect(),
+        );
+        self
+    }
+
     /// The v-prediction loss of `unet` (on the autodiff device `ad`) on this batch, each
-    /// sample conditioned on its label in `labels` (the number of styles: none).
+    /// sample conditioned on its label in `labels` (the number of styles: none), weighted
+    /// per sample where the batch has weights.
     pub fn v_loss(self, unet: &UNet, labels: Vec<i64>, ad: &Device) -> Tensor<1> {
         let b = labels.len();
         let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), ad);
         let pred = unet.forward(self.x_t.autodiff(), &self.t, labels);
-        (pred - self.v.autodiff()).powf_scalar(2.0).mean()
+        let squared = (pred - self.v.autodiff()).powf_scalar(2.0);
+        match self.weights {
+            None => squared.mean(),
+            Some(w) => {
+                let w = Tensor::<4>::from_data(TensorData::new(w, [b, 1, 1, 1]), ad);
+                (squared * w).mean()
+            }
+        }
     }
 
     /// One optimiser step of `unet` on this batch: the v-loss, its gradients and the update at
@@ -149,6 +183,14 @@ pub fn noise_batch(z0: Tensor<4>, schedule: &Schedule, rng: &mut ChaCha8Rng) -> 
         x_t,
         v,
         t: steps.iter().map(|&x| x as f32).collect(),
+        snr: steps
+            .iter()
+            .map(|&ts| {
+                let ab = schedule.alpha_bar(Some(ts));
+                ab / (1.0 - ab).max(1e-12)
+            })
+            .collect(),
+        weights: None,
     }
 }
 
@@ -266,7 +308,10 @@ pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, Tra
         }
         let refs: Vec<&Roll> = rolls.iter().collect();
         let z0 = norm.normalize(ae.encode(rolls_to_tensor(&refs, &run.device)));
-        let noised = noise_batch(z0, &schedule, &mut rng);
+        let mut noised = noise_batch(z0, &schedule, &mut rng);
+        if let Some(gamma) = t.min_snr_gamma {
+            noised = noised.min_snr(gamma);
+        }
         let lr = learning_rate(t.lr, state.step, t.steps, t.warmup);
         let (stepped, loss) = noised.step(unet, &mut optim, labels, lr, &ad);
         unet = stepped;
@@ -379,4 +424,61 @@ fn write_model(
     save_weights(unet, &run.out.join(UNET_FILE))?;
     card.save(run.out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::init_seeded;
+    use rand::SeedableRng;
+
+    #[test]
+    fn min_snr_weights_cap_the_clean_timesteps() {
+        assert!((min_snr_weight(1.0, 5.0) - 0.5).abs() < 1e-12);
+        assert!((min_snr_weight(100.0, 5.0) - 5.0 / 101.0).abs() < 1e-12);
+        // Noisy timesteps keep nearly the v-loss's own weight, clean ones far less.
+        let schedule = Schedule::default();
+        let snr = |t: usize| {
+            let ab = schedule.alpha_bar(Some(t));
+            ab / (1.0 - ab)
+        };
+        assert!(min_snr_weight(snr(999), 5.0) < 0.01);
+        assert!(min_snr_weight(snr(0), 5.0) < 0.01);
+        // In between they rise to γ / (γ + 1) where the SNR is γ.
+        let most = (0..1000)
+            .map(|t| min_snr_weight(snr(t), 5.0))
+            .fold(0.0, f64::max);
+        assert!((most - 5.0 / 6.0).abs() < 0.01, "{most}");
+    }
+
+    #[test]
+    fn a_weighted_loss_is_the_mean_of_weighted_samples() {
+        let device = Device::flex();
+        let ad = device.clone().autodiff();
+        let config = crate::model::UNetConfig::new()
+            .with_base_channels(8)
+            .with_channel_mult(vec![1, 2])
+            .with_attention(vec![false, false])
+            .with_latent_channels(2);
+        let unet = init_seeded(&ad, 0, |d| config.init(d));
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let z0 = normal(&mut rng, [2, 2, 8, 16], &device);
+        let schedule = Schedule::default();
+        let batch = || noise_batch(z0.clone(), &schedule, &mut ChaCha8Rng::seed_from_u64(2));
+        let loss = |b: NoisedBatch| b.v_loss(&unet, vec![0, 1], &ad).into_scalar::<f32>();
+        let plain = loss(batch());
+        let mut ones = batch();
+        ones.weights = Some(vec![1.0, 1.0]);
+        assert!((loss(ones) - plain).abs() < 1e-6);
+        // Weight 2 on one sample, 0 on the other: that sample's loss alone.
+        let (mut first, mut second) = (batch(), batch());
+        first.weights = Some(vec![2.0, 0.0]);
+        second.weights = Some(vec![0.0, 2.0]);
+        let (a, b) = (loss(first), loss(second));
+        assert!(
+            (a + b - 2.0 * plain).abs() < 1e-4,
+            "{a} + {b} vs 2 × {plain}"
+        );
+        assert!(batch().min_snr(5.0).weights.is_some_and(|w| w.len() == 2));
+    }
 }
