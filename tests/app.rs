@@ -1206,3 +1206,214 @@ fn runs_alone() -> bool {
     });
     one_thread || filtered
 }
+
+/// [`harness_with_dialogs`] once the model is loaded, opening `file` when asked to.
+fn loaded_opening(
+    model: &Path,
+    file: &Path,
+    change: impl FnOnce(&mut Settings),
+) -> Harness<'static, Option<DiffrollApp>> {
+    let dialogs = SaveTo::new(&file.with_extension("unused.mid"));
+    dialogs.will_open(file);
+    let mut h = harness_with_dialogs(model, dialogs, change, false);
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    h
+}
+
+/// Clicks `button` and waits for the take it makes (the history one longer).
+fn click_for_take(h: &mut Harness<'_, Option<DiffrollApp>>, button: &str) {
+    let before = app(h).takes_made();
+    assert!(!is_disabled(h, button), "{button} is enabled");
+    h.get_by_label(button).click();
+    step_until(h, button, |a| !a.is_generating() && a.takes_made() > before);
+}
+
+#[test]
+fn the_length_box_makes_a_take_of_that_many_bars() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny::model_folder(&model);
+    let mut h = harness_with(&model, &tmp.path().join("unused.mid"), |s| {
+        s.steps = 2;
+        s.bars = 12;
+    });
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    click_for_take(&mut h, "Generate");
+    let a = app(&h);
+    let take = &a.history[0];
+    assert!(
+        matches!(take.origin, Origin::Long { bars: 12, .. }),
+        "{:?}",
+        take.origin
+    );
+    assert_eq!((take.steps(), take.bars()), (192, 12));
+    assert!(
+        a.previews_seen > 2,
+        "both windows are shown as they are written"
+    );
+    assert_eq!(a.on_screen().unwrap().steps, 192);
+    // The box is a setting of its own, saved with the others.
+    let json = serde_json::to_string(&a.settings).unwrap();
+    let back: Settings = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.bars, 12);
+    assert_eq!(Settings::default().bars, 8);
+}
+
+#[test]
+fn continue_vary_and_harmonize_keep_the_music_they_are_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny::model_folder(&model);
+    let file = tmp.path().join("tune.mid");
+    std::fs::write(&file, midi_file(&tune(), 90.0, 0)).unwrap();
+    let mut h = loaded_opening(&model, &file, |s| {
+        s.steps = 2;
+        s.continue_bars = 4;
+        s.vary_strength = 0.0;
+    });
+    h.get_by_label("Open MIDI…").click();
+    step_until(&mut h, "the file opened", |a| a.history.len() == 1);
+
+    click_for_take(&mut h, "Continue");
+    let take = &app(&h).history[1];
+    assert!(
+        matches!(
+            take.origin,
+            Origin::Continued {
+                from: 1,
+                bars: 4,
+                ..
+            }
+        ),
+        "{:?}",
+        take.origin
+    );
+    assert_eq!((take.steps(), take.bars()), (320, 20), "four bars more");
+    assert_eq!(take.tempo_bpm, Some(90.0), "the file's tempo");
+    let notes = played(&take.variations[0].notes());
+    let first: Played = notes.iter().copied().filter(|n| n.1 < 256).collect();
+    assert_eq!(first, tune(), "the file's notes and velocities, exactly");
+    assert!(notes.iter().all(|n| n.2 <= 320));
+
+    h.state_mut().as_mut().unwrap().select(0, 0);
+    click_for_take(&mut h, "Vary");
+    let take = &app(&h).history[2];
+    assert!(matches!(take.origin, Origin::Varied { from: 1, .. }));
+    assert_eq!(take.steps(), 256);
+    assert_eq!(
+        played(&take.variations[0].notes()),
+        tune(),
+        "strength 0 is the take itself"
+    );
+
+    h.state_mut().as_mut().unwrap().select(0, 0);
+    click_for_take(&mut h, "Harmonize");
+    let take = &app(&h).history[3];
+    assert!(matches!(take.origin, Origin::Harmonized { from: 1, .. }));
+    assert_eq!(take.steps(), 256);
+    let tune_notes: Vec<diffroll::roll::Note> = tune()
+        .into_iter()
+        .map(|(p, s, e, v)| diffroll::roll::Note::new(p, s, e, v))
+        .collect();
+    let melody = played(&diffroll::roll::Score::new(tune_notes, 256).top_line());
+    assert!(!melody.is_empty());
+    let notes = played(&take.variations[0].notes());
+    let missing: Vec<_> = melody.iter().filter(|m| !notes.contains(m)).collect();
+    assert!(
+        missing.is_empty(),
+        "the top line exactly: {missing:?} missing"
+    );
+}
+
+#[test]
+fn a_blend_between_two_takes_writes_at_least_three_pieces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny::model_folder(&model);
+    let mut h = harness(&model, &tmp.path().join("unused.mid"), 2);
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    assert!(is_disabled(&h, "Blend"), "nothing to blend yet");
+    click_for_take(&mut h, "Generate");
+    click_for_take(&mut h, "Generate");
+    assert!(is_disabled(&h, "Blend"), "no take chosen to blend with");
+    h.state_mut().as_mut().unwrap().blend_with = Some(1);
+    h.run_steps(2);
+    click_for_take(&mut h, "Blend");
+    let a = app(&h);
+    let take = &a.history[2];
+    assert!(
+        matches!(take.origin, Origin::Blended { a: 2, b: 1, .. }),
+        "{:?}",
+        take.origin
+    );
+    assert_eq!(take.variations.len(), 3, "one variation asked for: three");
+    assert!(take.variations.iter().all(|v| v.roll.steps() == 128));
+    assert!(
+        a.messages.iter().any(|m| m.text.contains("at least 3")),
+        "says why there are three"
+    );
+}
+
+#[test]
+fn an_edit_that_cannot_work_says_why_and_adds_no_take() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny::model_folder(&model);
+    let mut h = harness(&model, &tmp.path().join("unused.mid"), 2);
+    step_until(&mut h, "model loaded", |a| {
+        matches!(a.model, ModelStatus::Ready { .. })
+    });
+    click_for_take(&mut h, "Generate");
+    {
+        let a = h.state_mut().as_mut().unwrap();
+        let like = a.history[0].variations[0].roll.clone();
+        a.history[0].variations[0] = diffroll::app::Variation::of_notes(Vec::new(), 128, &like);
+    }
+    let before = app(&h).messages.len();
+    h.get_by_label("Continue").click();
+    step_until(&mut h, "the edit refused", |a| {
+        !a.is_generating() && a.messages.len() > before
+    });
+    let a = app(&h);
+    let last = a.messages.last().unwrap();
+    assert!(
+        last.error && last.text.contains("no notes"),
+        "{}",
+        last.text
+    );
+    assert_eq!(a.history.len(), 1, "no take added");
+    assert_eq!(a.selected, Some((0, 0)));
+    assert!(a.can_generate(), "the app stays usable");
+}
+
+#[test]
+fn record_without_a_midi_system_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny::model_folder(&model);
+    let mut h = harness(&model, &tmp.path().join("unused.mid"), 2);
+    h.get_by_label("Record").click();
+    step_until(&mut h, "Record answered", |a| {
+        !a.connecting_input && (a.recording.is_some() || a.messages.iter().any(|m| m.error))
+    });
+    if app(&h).recording.is_some() {
+        // A MIDI system after all: nothing was played, and Stop says so.
+        h.get_by_label("Stop recording").click();
+        h.run_steps(2);
+    }
+    let a = app(&h);
+    let last = a.messages.iter().rev().find(|m| m.error).unwrap();
+    assert!(
+        last.text.contains("MIDI") || last.text.contains("nothing was played"),
+        "{}",
+        last.text
+    );
+    assert!(a.recording.is_none());
+    assert!(a.history.is_empty(), "no take");
+}

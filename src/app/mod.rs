@@ -1,6 +1,7 @@
 //! The desktop app (eframe): the piano roll in the centre, Generate with every denoising step
-//! shown live (the model's image sharpening into notes), MIDI files opened as takes of any
-//! length, play and export, a history of earlier takes. State lives in plain structs and the
+//! shown live (the model's image sharpening into notes), pieces of any length, MIDI files
+//! opened or played in on a MIDI keyboard as takes, Continue, Vary, Blend and Harmonize on any
+//! take, play and export, a history of earlier takes. State lives in plain structs and the
 //! UI is drawn from it each frame. Nothing slow runs on the UI thread: the model has its own
 //! thread ([`worker`]), so does playback ([`playback`]), and file dialogs, file reads and
 //! exports run on short-lived threads that report back through a channel.
@@ -22,14 +23,18 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::audio::InstrumentSpec;
+use crate::audio::MidiRecorder;
 use crate::device::DeviceRequest;
 use crate::fsutil::atomic_write;
 use crate::model::catalog::{self, ModelEntry};
 use crate::model::{Fog, GenerateRequest, Guidance, KeyChoice, Refine, Restart, SamplerKind};
-use crate::roll::{DEFAULT_TEMPO_BPM, Roll, STEPS_PER_BEAT, Style};
+use crate::roll::{
+    DEFAULT_TEMPO_BPM, Note, Roll, STEPS_PER_BAR, STEPS_PER_BEAT, Score, Style, WINDOW_BARS,
+    WINDOW_STEPS,
+};
 use playback::{Output, Playback, Status};
 use roll_view::{RollImage, RollView};
-pub use take::{Job, Origin, Piece, ReworkPlan, Take, Variation};
+pub use take::{EditJob, EditKind, Job, Origin, Piece, ReworkPlan, Take, Variation};
 use worker::{Command, Event, Worker};
 
 /// Restart settings for a model that recommends none: the slider starts at 0 rounds and, when
@@ -81,6 +86,15 @@ pub struct Settings {
     /// While the model works, draw its image (how likely a note sounds and starts in each
     /// cell) rather than the notes it would settle on at that step.
     pub show_fog: bool,
+    /// Length of a Generate, in bars (1 to [`crate::model::MAX_BARS`]).
+    pub bars: usize,
+    /// Bars Continue adds after the take on screen.
+    pub continue_bars: usize,
+    /// How far Vary moves from the take: 0 keeps it, 1 writes new music.
+    pub vary_strength: f32,
+    /// The MIDI input Record listens to; `None`: a virtual port of diffroll's own that a
+    /// keyboard or a DAW connects to.
+    pub input_port: Option<String>,
 }
 
 impl Settings {
@@ -113,6 +127,10 @@ impl Default for Settings {
             looping: false,
             defaults_from: None,
             show_fog: true,
+            bars: WINDOW_BARS,
+            continue_bars: 4,
+            vary_strength: 0.3,
+            input_port: None,
         }
     }
 }
@@ -190,6 +208,9 @@ pub struct Progress {
     pub cancelling: bool,
     /// The take's latent is refined after the last step (a few decoder passes, no previews).
     pub refining: bool,
+    /// The model window being written (from 0) and how many the piece needs.
+    pub window: usize,
+    pub windows: usize,
 }
 
 /// A line in the status bar.
@@ -223,7 +244,23 @@ pub enum Background {
         path: PathBuf,
         song: Result<crate::midi::Song, String>,
     },
+    /// A MIDI input connected for Record (or why it could not be).
+    Recorder(Result<crate::audio::MidiRecorder, String>),
 }
+
+/// What the roll shows while a MIDI input records.
+pub struct Recorder {
+    recorder: crate::audio::MidiRecorder,
+    /// Tempo whose sixteenths the notes snap to.
+    pub tempo_bpm: f32,
+    /// The notes on screen now.
+    shown: Vec<Note>,
+}
+
+/// How far a blend's pieces between the two ends move from a plain mix of them.
+pub const BLEND_STRENGTH: f32 = 0.5;
+/// Fewest pieces a blend writes: the two ends and one between.
+pub const MIN_BLEND: usize = 3;
 
 /// Most takes the history keeps; the oldest leave it first.
 pub const MAX_TAKES: usize = 200;
@@ -289,9 +326,16 @@ pub struct DiffrollApp {
     pub selected: Option<(usize, usize)>,
     /// What the model thread is working on for the UI.
     job: Option<Job>,
-    /// The latest preview and its image while a generation runs (redrawn when the fog toggle
-    /// changes).
-    live: Option<(Roll, Option<Fog>)>,
+    /// The latest preview, its image and the step of the piece it starts at while a
+    /// generation runs (redrawn when the fog toggle changes).
+    live: Option<(Roll, Option<Fog>, u32)>,
+    /// Number of the take Blend goes to from the take on screen.
+    pub blend_with: Option<usize>,
+    /// A MIDI input recording, shown live in the roll.
+    pub recording: Option<Recorder>,
+    /// A MIDI input being connected for Record (off the UI thread).
+    pub connecting_input: bool,
+    midi_inputs: Vec<String>,
     /// A single MIDI file dropped on the window, waiting for the user to choose between
     /// opening it and fine-tuning on it.
     pub drop_choice: Option<PathBuf>,
@@ -365,6 +409,10 @@ impl DiffrollApp {
             selected: None,
             job: None,
             live: None,
+            blend_with: None,
+            recording: None,
+            connecting_input: false,
+            midi_inputs: Vec::new(),
             drop_choice: None,
             image: None,
             image_version: 0,
@@ -440,7 +488,269 @@ impl DiffrollApp {
             return;
         }
         let request = self.request(self.settings.style);
-        self.start(request, Job::Generate, Command::Generate);
+        let bars = self.settings.bars.clamp(1, crate::model::MAX_BARS);
+        if bars == WINDOW_BARS {
+            self.start(request, Job::Generate, Command::Generate);
+            return;
+        }
+        let steps = (bars * STEPS_PER_BAR) as u32;
+        let job = EditJob::new(
+            EditKind::Long { bars },
+            steps,
+            Vec::new(),
+            crate::midi::bar_starts(&[], steps),
+            None,
+        );
+        self.start(request, Job::Edit(job), |request| Command::GenerateBars {
+            request,
+            bars,
+        });
+    }
+
+    /// The take on screen as the model takes it in: its number, the selected variation as a
+    /// score at the tempo it plays at, its bars and its own tempo. `None` while the model
+    /// works or with nothing on screen.
+    fn source(&self) -> Option<(usize, Score, Vec<u32>, Option<f32>)> {
+        if !self.can_generate() || self.recording.is_some() {
+            return None;
+        }
+        let (t, v) = self.selected?;
+        let take = self.history.get(t)?;
+        let tempo = self.piece_to_use()?.tempo_bpm;
+        let score = take.score(v, tempo)?;
+        Some((take.number, score, take.bar_starts.clone(), take.tempo_bpm))
+    }
+
+    /// Continue: the take on screen with `continue_bars` bars more after it, its own notes
+    /// (velocities included) as they are.
+    pub fn continue_take(&mut self) {
+        let Some((from, score, bar_starts, tempo)) = self.source() else {
+            return;
+        };
+        let bars = self.settings.continue_bars.clamp(1, crate::model::MAX_BARS);
+        let start = score.steps.div_ceil(STEPS_PER_BAR as u32) * STEPS_PER_BAR as u32;
+        let steps = start + (bars * STEPS_PER_BAR) as u32;
+        let job = EditJob::new(
+            EditKind::Continue { from, bars },
+            steps,
+            score.notes.clone(),
+            EditJob::bars_up_to(&bar_starts, start, steps),
+            tempo,
+        );
+        let request = self.request(self.settings.style);
+        self.start(request, Job::Edit(job), |request| Command::Continue {
+            request,
+            score,
+            bars,
+        });
+    }
+
+    /// Vary: variations of the take on screen, `vary_strength` away from it.
+    pub fn vary(&mut self) {
+        let Some((from, clip, bar_starts, tempo)) = self.source() else {
+            return;
+        };
+        let strength = self.settings.vary_strength.clamp(0.0, 1.0);
+        let job = EditJob::new(
+            EditKind::Vary { from, strength },
+            clip.steps,
+            clip.notes.clone(),
+            bar_starts,
+            tempo,
+        );
+        let request = self.request(self.settings.style);
+        self.start(request, Job::Edit(job), |request| Command::Vary {
+            request,
+            clip,
+            strength,
+        });
+    }
+
+    /// Harmonize: the top line of the take on screen kept as the melody, voices written
+    /// around it.
+    pub fn harmonize(&mut self) {
+        let Some((from, score, bar_starts, tempo)) = self.source() else {
+            return;
+        };
+        let melody = Score {
+            notes: score.top_line(),
+            ..score
+        };
+        let steps = melody.steps.div_ceil(STEPS_PER_BAR as u32) * STEPS_PER_BAR as u32;
+        let job = EditJob::new(
+            EditKind::Harmonize { from },
+            steps,
+            melody.notes.clone(),
+            EditJob::bars_up_to(&bar_starts, melody.steps, steps),
+            tempo,
+        );
+        let request = self.request(self.settings.style);
+        self.start(request, Job::Edit(job), |request| Command::Harmonize {
+            request,
+            melody,
+        });
+    }
+
+    /// Blend: pieces from the take on screen to the first variation of take number
+    /// `blend_with`, as many as the variations setting asks for and at least [`MIN_BLEND`].
+    pub fn blend(&mut self) {
+        let Some((a, from, _, tempo)) = self.source() else {
+            return;
+        };
+        let Some(other) = self.blend_with.and_then(|n| self.take_numbered(n)) else {
+            self.say(Message::error(
+                "choose the take to blend with in 'Blend with' (other takes of the history are \
+                 listed there)",
+            ));
+            return;
+        };
+        let Some(to) = other.score(0, from.tempo_bpm) else {
+            return;
+        };
+        let b = other.number;
+        let asked = self.settings.variations;
+        let count = asked.clamp(MIN_BLEND, 8);
+        if count != asked {
+            self.say(Message::info(format!(
+                "a blend writes at least {MIN_BLEND} pieces (take {a}, one between, take {b}): \
+                 writing {count}"
+            )));
+        }
+        let steps = from.steps.max(to.steps).min(WINDOW_STEPS as u32);
+        let job = EditJob::new(
+            EditKind::Blend { a, b },
+            steps,
+            Vec::new(),
+            crate::midi::bar_starts(&[], steps),
+            tempo,
+        );
+        let request = self.request(self.settings.style);
+        self.start(request, Job::Edit(job), |request| Command::Blend {
+            request,
+            a: from,
+            b: to,
+            count,
+            strength: BLEND_STRENGTH,
+        });
+    }
+
+    /// The take of number `number`, if the history still holds it.
+    pub fn take_numbered(&self, number: usize) -> Option<&Take> {
+        self.history.iter().find(|t| t.number == number)
+    }
+
+    /// Record: connects the chosen MIDI input (on a short thread: a MIDI system can take a
+    /// while to answer) and records from it once it is there.
+    pub fn record(&mut self) {
+        if self.recording.is_some() || self.connecting_input {
+            return;
+        }
+        self.connecting_input = true;
+        let port = self.settings.input_port.clone();
+        let tx = self.background.0.clone();
+        let ctx = self.ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("diffroll-midi-in".into())
+            .spawn(move || {
+                let recorder = match port {
+                    Some(port) => MidiRecorder::connect(&port),
+                    None => MidiRecorder::open_virtual(crate::audio::VIRTUAL_INPUT_PORT_NAME),
+                };
+                let _ = tx.send(Background::Recorder(recorder.map_err(|e| e.to_string())));
+                ctx.request_repaint();
+            });
+        if let Err(e) = spawned {
+            self.connecting_input = false;
+            self.say(Message::error(format!("MIDI input: {e}")));
+        }
+    }
+
+    fn recorder_arrived(&mut self, recorder: Result<MidiRecorder, String>) {
+        self.connecting_input = false;
+        match recorder {
+            Ok(recorder) => {
+                recorder.restart();
+                let tempo_bpm = self.tempo_for(self.settings.style);
+                self.say(Message::info(format!(
+                    "recording from {} at {tempo_bpm:.0} BPM: play, then press Stop recording",
+                    recorder.name()
+                )));
+                self.recording = Some(Recorder {
+                    recorder,
+                    tempo_bpm,
+                    shown: Vec::new(),
+                });
+                self.show_recording(true);
+            }
+            Err(e) => self.say(Message::error(format!("Record: {e}"))),
+        }
+    }
+
+    /// Draws what has been played so far (when it changed, or `always`).
+    fn show_recording(&mut self, always: bool) {
+        let Some(rec) = &mut self.recording else {
+            return;
+        };
+        let now = rec.recorder.snapshot(rec.tempo_bpm);
+        if !always && now.notes == rec.shown {
+            return;
+        }
+        let steps = (now.steps as usize).max(WINDOW_STEPS);
+        let roll = Roll::from_notes(&now.notes, steps);
+        rec.shown = now.notes;
+        let image = RollImage::new(&roll, self.image_version + 1);
+        self.show_image(image);
+    }
+
+    /// Stop recording: what was played becomes a take, on the sixteenth grid at the tempo it
+    /// was recorded at, velocities kept.
+    pub fn stop_recording(&mut self) {
+        let Some(rec) = self.recording.take() else {
+            return;
+        };
+        let port = rec.recorder.name().to_string();
+        let played = rec.recorder.stop(rec.tempo_bpm);
+        if played.notes.is_empty() {
+            self.say(Message::error(format!(
+                "nothing was played on {port}: press Record and play a few notes (is the \
+                 keyboard connected to it?)"
+            )));
+            self.restore_selected();
+            return;
+        }
+        let steps = played.steps.max(STEPS_PER_BAR as u32);
+        let mut like = Roll::new(0);
+        like.tempo_bpm = played.tempo_bpm;
+        let notes = played.notes.len();
+        let take = Take {
+            number: 0,
+            origin: Origin::Recorded {
+                port,
+                tempo_bpm: played.tempo_bpm,
+            },
+            variations: vec![Variation::of_notes(played.notes, steps as usize, &like)],
+            bar_starts: crate::midi::bar_starts(&[], steps),
+            tempo_bpm: Some(played.tempo_bpm),
+            seconds: 0.0,
+            thumbs: Vec::new(),
+        };
+        let bars = take.bars();
+        let number = self.file_take(take);
+        self.say(Message::info(format!(
+            "take {number}: played in, {bars} bars, {notes} notes"
+        )));
+    }
+
+    /// Lists the MIDI inputs connected now (for Record's input choice).
+    pub fn find_midi_inputs(&mut self) {
+        match crate::audio::list_input_ports() {
+            Ok(ports) => {
+                let n = ports.len();
+                self.midi_inputs = ports;
+                self.say(Message::info(format!("{n} MIDI input port(s)")));
+            }
+            Err(e) => self.say(Message::error(e.to_string())),
+        }
     }
 
     /// New takes on bars `rework_bars` of the take on screen, in its style; the rest of it
@@ -530,6 +840,8 @@ impl DiffrollApp {
             started: Instant::now(),
             cancelling: false,
             refining: request.refine.is_some(),
+            window: 0,
+            windows: 1,
         });
         self.worker.send(command(request));
     }
@@ -610,11 +922,11 @@ impl DiffrollApp {
     /// Draws the latest preview as the running job places it, as the model's image when
     /// the fog is on.
     fn show_live(&mut self) {
-        let (Some(job), Some((preview, fog))) = (&self.job, &self.live) else {
+        let (Some(job), Some((preview, fog, offset))) = (&self.job, &self.live) else {
             return;
         };
         let fog = fog.as_ref().filter(|_| self.settings.show_fog);
-        let image = job.preview_image(preview, fog, self.image_version + 1);
+        let image = job.preview_image(preview, fog, *offset, self.image_version + 1);
         self.show_image(image);
     }
 
@@ -627,7 +939,7 @@ impl DiffrollApp {
 
     /// The model's image of the preview on screen now, while a generation runs.
     pub fn live_fog(&self) -> Option<&Fog> {
-        self.live.as_ref().and_then(|(_, fog)| fog.as_ref())
+        self.live.as_ref().and_then(|(_, fog, _)| fog.as_ref())
     }
 
     pub fn is_playing(&self) -> bool {
@@ -765,6 +1077,7 @@ impl DiffrollApp {
                     self.finetune.intake = Some(Arc::new(intake));
                 }
                 Background::Opened { path, song } => open::arrived(self, path, song),
+                Background::Recorder(recorder) => self.recorder_arrived(recorder),
             }
         }
         let statuses: Vec<Status> = self
@@ -818,18 +1131,29 @@ impl DiffrollApp {
             Event::Step {
                 step,
                 total,
+                window,
+                windows,
+                offset,
                 mut preview,
                 mut fog,
             } => {
                 self.previews_seen += 1;
                 if let Some(p) = &mut self.progress {
                     p.step = step + 1;
-                    p.total = total;
+                    (p.total, p.window, p.windows) = (total, window, windows);
                 }
                 if !preview.is_empty() {
                     let first = preview.swap_remove(0);
                     let fog = (!fog.is_empty()).then(|| fog.swap_remove(0));
-                    self.live = Some((first, fog));
+                    if let Some(Job::Edit(edit)) = &mut self.job {
+                        edit.step(window, offset, &first);
+                        if step == 0 && !matches!(edit.kind, EditKind::Blend { .. }) {
+                            // The window being written stays in view.
+                            let end = offset as usize + first.steps();
+                            self.view.follow(offset as f32..end as f32);
+                        }
+                    }
+                    self.live = Some((first, fog, offset));
                     self.show_live();
                 }
             }
@@ -838,36 +1162,20 @@ impl DiffrollApp {
                 rolls,
                 seconds,
             } => {
-                self.progress = None;
-                self.live = None;
                 let job = self.job.take().unwrap_or(Job::Generate);
                 let seed = request.seed;
-                let mut take = job.finish(request, rolls, seconds);
-                if take.tempo_bpm.is_none() {
-                    for v in &mut take.variations {
-                        v.roll.tempo_bpm = self.tempo_for(v.roll.style);
-                    }
-                }
-                let count = take.variations.len();
-                let number = self.file_take(take);
-                self.say(Message::info(format!(
-                    "take {number}: {count} variation(s) in {seconds:.1} s (seed {seed})"
-                )));
-                if self.measure {
-                    println!("{}", self.frames.report());
-                }
-                if let Some(path) = self.screenshot.take() {
-                    let ctx = self.ctx.clone();
-                    self.ctx.request_screenshot(move |image| {
-                        match save_png(&image, &path) {
-                            Ok(()) => eprintln!("screenshot: {}", path.display()),
-                            Err(e) => eprintln!("screenshot: {}: {e}", path.display()),
-                        }
-                        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-                    });
-                } else if self.measure {
-                    self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-                }
+                let take = job.finish(request, rolls, seconds);
+                self.finished(take, seed, seconds);
+            }
+            Event::Edited {
+                request,
+                scores,
+                seconds,
+            } => {
+                let job = self.job.take().unwrap_or(Job::Generate);
+                let seed = request.seed;
+                let take = job.finish_scores(request, scores, seconds);
+                self.finished(take, seed, seconds);
             }
             Event::Cancelled { steps_after_cancel } => {
                 self.progress = None;
@@ -905,6 +1213,39 @@ impl DiffrollApp {
                 self.finetune.running = None;
                 self.say(Message::error(why));
             }
+        }
+    }
+
+    /// Files a finished take and says so (then takes the screenshot or reports the frame
+    /// times a measuring run waits for).
+    fn finished(&mut self, mut take: Take, seed: u64, seconds: f64) {
+        self.progress = None;
+        self.live = None;
+        if take.tempo_bpm.is_none() {
+            for v in &mut take.variations {
+                v.roll.tempo_bpm = self.tempo_for(v.roll.style);
+            }
+        }
+        let count = take.variations.len();
+        let bars = take.bars();
+        let number = self.file_take(take);
+        self.say(Message::info(format!(
+            "take {number}: {count} variation(s) of {bars} bars in {seconds:.1} s (seed {seed})"
+        )));
+        if self.measure {
+            println!("{}", self.frames.report());
+        }
+        if let Some(path) = self.screenshot.take() {
+            let ctx = self.ctx.clone();
+            self.ctx.request_screenshot(move |image| {
+                match save_png(&image, &path) {
+                    Ok(()) => eprintln!("screenshot: {}", path.display()),
+                    Err(e) => eprintln!("screenshot: {}: {e}", path.display()),
+                }
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            });
+        } else if self.measure {
+            self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
     }
 
@@ -994,6 +1335,11 @@ impl DiffrollApp {
         open::show_choice(self, &ctx);
         if self.is_playing() || (self.measure && self.is_generating()) {
             ctx.request_repaint();
+        }
+        if self.recording.is_some() {
+            // The notes played arrive on midir's thread, which does not wake the UI.
+            self.show_recording(false);
+            ctx.request_repaint_after(std::time::Duration::from_millis(30));
         }
     }
 

@@ -27,6 +27,17 @@ pub fn top_bar(app: &mut DiffrollApp, ui: &mut Ui) {
             {
                 app.generate();
             }
+            let bars_label = ui.label("Bars");
+            ui.add_enabled(
+                !app.is_generating(),
+                egui::DragValue::new(&mut app.settings.bars).range(1..=crate::model::MAX_BARS),
+            )
+            .labelled_by(bars_label.id)
+            .on_hover_text(format!(
+                "Length of a Generate: 1 to {} bars, written {} bars at a time",
+                crate::model::MAX_BARS,
+                crate::roll::WINDOW_BARS
+            ));
             if ui
                 .button("Open MIDI…")
                 .on_hover_text("Open a MIDI file as a take (Ctrl+O)")
@@ -35,12 +46,19 @@ pub fn top_bar(app: &mut DiffrollApp, ui: &mut Ui) {
                 app.open_midi();
             }
             if let Some(p) = &app.progress {
-                let fraction = p.step as f32 / p.total.max(1) as f32;
+                let windows = p.windows.max(1);
+                let fraction =
+                    (p.window as f32 + p.step as f32 / p.total.max(1) as f32) / windows as f32;
                 let secs = p.started.elapsed().as_secs_f32();
-                let text = if p.refining && p.step >= p.total {
-                    format!("refining notes  {secs:.1} s")
+                let window = if windows > 1 {
+                    format!("window {} of {windows}  ", p.window + 1)
                 } else {
-                    format!("step {}/{}  {secs:.1} s", p.step, p.total)
+                    String::new()
+                };
+                let text = if p.refining && p.step >= p.total {
+                    format!("{window}refining notes  {secs:.1} s")
+                } else {
+                    format!("{window}step {}/{}  {secs:.1} s", p.step, p.total)
                 };
                 ui.add(
                     egui::ProgressBar::new(fraction)
@@ -117,7 +135,95 @@ pub fn top_bar(app: &mut DiffrollApp, ui: &mut Ui) {
                 app.export("wav");
             }
         });
+        ui.horizontal(|ui| edit_row(app, ui));
     });
+}
+
+/// Continue, Vary, Harmonize and Blend on the take on screen.
+fn edit_row(app: &mut DiffrollApp, ui: &mut Ui) {
+    let on_screen = app.selected_take().map(|(t, _)| t.number);
+    let can_edit = app.can_generate() && on_screen.is_some() && app.recording.is_none();
+    let s = &mut app.settings;
+    let mut clicked: Option<fn(&mut DiffrollApp)> = None;
+    ui.add_enabled_ui(can_edit, |ui| {
+        if ui
+            .button("Continue")
+            .on_hover_text(
+                "A new take: the take on screen as it is, and this many bars more after it",
+            )
+            .clicked()
+        {
+            clicked = Some(DiffrollApp::continue_take);
+        }
+        let more = ui.label("bars more");
+        ui.add(egui::DragValue::new(&mut s.continue_bars).range(1..=crate::model::MAX_BARS))
+            .labelled_by(more.id);
+        ui.separator();
+        if ui
+            .button("Vary")
+            .on_hover_text("Variations of the take on screen")
+            .clicked()
+        {
+            clicked = Some(DiffrollApp::vary);
+        }
+        ui.add(
+            egui::Slider::new(&mut s.vary_strength, 0.0..=1.0)
+                .step_by(0.05)
+                .text("Strength"),
+        )
+        .on_hover_text("0: the take itself; the higher, the further from it; 1: new music");
+        ui.separator();
+        if ui
+            .button("Harmonize")
+            .on_hover_text(
+                "Keep the take's top line (its highest voice) as the melody and write the other                  voices around it",
+            )
+            .clicked()
+        {
+            clicked = Some(DiffrollApp::harmonize);
+        }
+        ui.separator();
+        let others: Vec<usize> = app
+            .history
+            .iter()
+            .map(|t| t.number)
+            .filter(|&n| Some(n) != on_screen)
+            .collect();
+        if app.blend_with.is_some_and(|n| !others.contains(&n)) {
+            app.blend_with = None;
+        }
+        let can_blend = app.blend_with.is_some();
+        if ui
+            .add_enabled(can_blend, egui::Button::new("Blend"))
+            .on_hover_text(format!(
+                "Pieces from the take on screen to the chosen take (their first {} bars), ends                  included: as many as Variations, at least {}",
+                crate::roll::WINDOW_BARS,
+                super::MIN_BLEND
+            ))
+            .clicked()
+        {
+            clicked = Some(DiffrollApp::blend);
+        }
+        let with = ui.label("with");
+        egui::ComboBox::from_id_salt("blend_with")
+            .selected_text(
+                app.blend_with
+                    .map_or_else(|| "a take…".to_string(), |n| format!("take {n}")),
+            )
+            .show_ui(ui, |ui| {
+                for n in others.iter().rev() {
+                    ui.selectable_value(&mut app.blend_with, Some(*n), format!("take {n}"));
+                }
+                if others.is_empty() {
+                    ui.label("no other takes yet");
+                }
+            })
+            .response
+            .labelled_by(with.id);
+    });
+    if let Some(action) = clicked {
+        action(app);
+    }
 }
 
 pub fn controls(app: &mut DiffrollApp, ui: &mut Ui) {
@@ -131,6 +237,8 @@ pub fn controls(app: &mut DiffrollApp, ui: &mut Ui) {
                 generation_section(app, ui);
                 ui.separator();
                 sound_section(app, ui);
+                ui.separator();
+                input_section(app, ui);
             });
         });
 }
@@ -428,6 +536,60 @@ fn sound_section(app: &mut DiffrollApp, ui: &mut Ui) {
     }
 }
 
+/// Play it in: the MIDI input Record listens to, and Record / Stop recording.
+fn input_section(app: &mut DiffrollApp, ui: &mut Ui) {
+    let heading = ui.heading("Play it in");
+    let virtual_label = format!("new port '{}'", crate::audio::VIRTUAL_INPUT_PORT_NAME);
+    let mut choices: Vec<Option<String>> = vec![None];
+    choices.extend(app.midi_inputs.iter().cloned().map(Some));
+    if let Some(chosen) = &app.settings.input_port
+        && !app.midi_inputs.contains(chosen)
+    {
+        choices.push(Some(chosen.clone()));
+    }
+    let label = |c: &Option<String>| c.clone().unwrap_or_else(|| virtual_label.clone());
+    ui.add_enabled_ui(app.recording.is_none(), |ui| {
+        egui::ComboBox::from_id_salt("input")
+            .selected_text(label(&app.settings.input_port))
+            .width(200.0)
+            .show_ui(ui, |ui| {
+                for choice in &choices {
+                    ui.selectable_value(
+                        &mut app.settings.input_port,
+                        choice.clone(),
+                        label(choice),
+                    );
+                }
+            })
+            .response
+            .labelled_by(heading.id)
+            .on_hover_text("The MIDI keyboard (or DAW track) Record listens to");
+        if ui
+            .small_button("Find MIDI inputs")
+            .on_hover_text("List the MIDI inputs connected now")
+            .clicked()
+        {
+            app.find_midi_inputs();
+        }
+    });
+    ui.horizontal(|ui| {
+        if app.recording.is_some() {
+            if ui.button("Stop recording").clicked() {
+                app.stop_recording();
+            }
+            ui.label(RichText::new("recording…").color(ui.visuals().error_fg_color));
+        } else if ui
+            .add_enabled(!app.connecting_input, egui::Button::new("Record"))
+            .on_hover_text(
+                "Play on the MIDI input; the notes snap to sixteenths at the tempo set above                  (velocities kept), and Stop recording makes them a take",
+            )
+            .clicked()
+        {
+            app.record();
+        }
+    });
+}
+
 pub fn bottom(app: &mut DiffrollApp, ui: &mut Ui) {
     egui::Panel::bottom("status").show(ui, |ui| {
         ui.horizontal(|ui| match app.messages.last() {
@@ -461,6 +623,9 @@ pub fn bottom(app: &mut DiffrollApp, ui: &mut Ui) {
                 return;
             }
             let mut clicked = None;
+            let mut blend_to = None;
+            let on_screen = app.selected_take().map(|(t, _)| t.number);
+            let can_blend = app.can_generate() && on_screen.is_some();
             egui::ScrollArea::horizontal()
                 .stick_to_right(true)
                 .show(ui, |ui| {
@@ -484,6 +649,14 @@ pub fn bottom(app: &mut DiffrollApp, ui: &mut Ui) {
                                 if response.clicked() {
                                     clicked = Some((t, v));
                                 }
+                                if can_blend && on_screen != Some(take.number) {
+                                    response.context_menu(|ui| {
+                                        if ui.button("Blend with the take on screen").clicked() {
+                                            blend_to = Some(take.number);
+                                            ui.close();
+                                        }
+                                    });
+                                }
                             }
                             ui.separator();
                         }
@@ -493,6 +666,10 @@ pub fn bottom(app: &mut DiffrollApp, ui: &mut Ui) {
                 && !app.is_generating()
             {
                 app.select(t, v);
+            }
+            if let Some(number) = blend_to {
+                app.blend_with = Some(number);
+                app.blend();
             }
         });
 }

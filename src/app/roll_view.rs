@@ -247,6 +247,17 @@ impl RollView {
         self.clamp();
     }
 
+    /// Scrolls as little as brings the steps `span` into view (its start, where the view is
+    /// narrower than the span).
+    pub fn follow(&mut self, span: Range<f32>) {
+        let end = self.first_step + self.steps_visible;
+        if span.start < self.first_step {
+            self.scroll_to(span.start);
+        } else if span.end > end {
+            self.scroll_to((span.end - self.steps_visible).min(span.start));
+        }
+    }
+
     /// Puts `step` at the left edge (as far as the roll allows).
     pub fn scroll_to(&mut self, step: f32) {
         self.first_step = step;

@@ -1,6 +1,7 @@
-//! What the history holds: takes of any length (generated windows, opened MIDI files, bars
-//! regenerated in either), their variations with the notes they play and export, and the plan
-//! for regenerating bars of a take longer than the model's window.
+//! What the history holds: takes of any length (generated, opened from MIDI files, played in,
+//! regenerated in some bars, continued, varied, blended or harmonized), their variations with
+//! the notes they play and export, and the plan for regenerating bars of a take longer than
+//! the model's window.
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -8,7 +9,9 @@ use std::path::PathBuf;
 use super::roll_view::RollImage;
 use crate::audio::Sequence;
 use crate::model::{Fog, GenerateRequest};
-use crate::roll::{Note, Roll, Style, WINDOW_BARS, WINDOW_STEPS, splice, window_around};
+use crate::roll::{
+    Note, Roll, STEPS_PER_BAR, Score, Style, WINDOW_BARS, WINDOW_STEPS, splice, window_around,
+};
 
 /// How a take came to be.
 #[derive(Debug, Clone)]
@@ -23,14 +26,50 @@ pub enum Origin {
     },
     /// A MIDI file opened from disk.
     Opened { path: PathBuf },
+    /// Played in on a MIDI input (`port` as the system names it).
+    Recorded { port: String, tempo_bpm: f32 },
+    /// Generate with a length other than the model's window.
+    Long {
+        request: GenerateRequest,
+        bars: usize,
+    },
+    /// Take number `from` with `bars` bars more after it.
+    Continued {
+        request: GenerateRequest,
+        from: usize,
+        bars: usize,
+    },
+    /// Variations of take number `from`.
+    Varied {
+        request: GenerateRequest,
+        from: usize,
+        strength: f32,
+    },
+    /// Pieces from take number `a` to take number `b`.
+    Blended {
+        request: GenerateRequest,
+        a: usize,
+        b: usize,
+    },
+    /// Voices written around the top line of take number `from`.
+    Harmonized {
+        request: GenerateRequest,
+        from: usize,
+    },
 }
 
 impl Origin {
     /// The model request behind the take, if the model made it.
     pub fn request(&self) -> Option<&GenerateRequest> {
         match self {
-            Origin::Generated(request) | Origin::Reworked { request, .. } => Some(request),
-            Origin::Opened { .. } => None,
+            Origin::Generated(request)
+            | Origin::Reworked { request, .. }
+            | Origin::Long { request, .. }
+            | Origin::Continued { request, .. }
+            | Origin::Varied { request, .. }
+            | Origin::Blended { request, .. }
+            | Origin::Harmonized { request, .. } => Some(request),
+            Origin::Opened { .. } | Origin::Recorded { .. } => None,
         }
     }
 
@@ -47,6 +86,38 @@ impl Origin {
                 bars.0, bars.1, request.seed
             ),
             Origin::Opened { path } => format!("opened from {}", path.display()),
+            Origin::Recorded { port, tempo_bpm } => {
+                format!("played in on {port} at {tempo_bpm:.0} BPM")
+            }
+            Origin::Long { request, bars } => {
+                format!(
+                    "{bars} bars, seed {}, {} steps",
+                    request.seed, request.steps
+                )
+            }
+            Origin::Continued {
+                request,
+                from,
+                bars,
+            } => format!(
+                "take {from} continued by {bars} bars, seed {}",
+                request.seed
+            ),
+            Origin::Varied {
+                request,
+                from,
+                strength,
+            } => format!(
+                "take {from} varied at strength {strength:.2}, seed {}",
+                request.seed
+            ),
+            Origin::Blended { request, a, b } => {
+                format!("blend from take {a} to take {b}, seed {}", request.seed)
+            }
+            Origin::Harmonized { request, from } => format!(
+                "voices around the top line of take {from}, seed {}",
+                request.seed
+            ),
         }
     }
 }
@@ -76,6 +147,13 @@ impl Variation {
             roll,
             notes: Some(notes),
         }
+    }
+
+    /// The score's notes as they are (velocities included), drawn with its tempo, style and
+    /// program.
+    pub fn of_score(score: Score) -> Variation {
+        let like = score.window(0, 0);
+        Variation::of_notes(score.notes, score.steps as usize, &like)
     }
 
     /// The notes to play and export.
@@ -155,7 +233,39 @@ impl Take {
                     .map_or_else(|| "piece".into(), |s| s.to_string_lossy().into_owned());
                 format!("{stem}.{extension}")
             }
+            Origin::Recorded { .. } => format!("diffroll-played-{}-{v}.{extension}", self.number),
+            Origin::Long { request, bars } => format!(
+                "diffroll-{}-{bars}-bars-{}-{v}.{extension}",
+                style(variation),
+                request.seed
+            ),
+            Origin::Continued { from, bars, .. } => format!(
+                "diffroll-{}-take-{from}-plus-{bars}-bars-{v}.{extension}",
+                style(variation)
+            ),
+            Origin::Varied { from, .. } => format!(
+                "diffroll-{}-take-{from}-varied-{v}.{extension}",
+                style(variation)
+            ),
+            Origin::Blended { a, b, .. } => {
+                format!("diffroll-blend-{a}-to-{b}-{v}.{extension}")
+            }
+            Origin::Harmonized { from, .. } => format!(
+                "diffroll-{}-take-{from}-harmonized-{v}.{extension}",
+                style(variation)
+            ),
         }
+    }
+
+    /// Variation `variation` as the model takes it in: its notes and velocities over the
+    /// take's length, its style, program and the tempo it plays at (`tempo_bpm`).
+    pub fn score(&self, variation: usize, tempo_bpm: f32) -> Option<Score> {
+        let v = self.variations.get(variation)?;
+        let mut score = Score::new(v.notes(), self.steps() as u32);
+        score.style = v.roll.style;
+        score.tempo_bpm = tempo_bpm;
+        score.program = v.roll.program;
+        Some(score)
     }
 }
 
@@ -219,14 +329,121 @@ pub enum Job {
         bar_starts: Vec<u32>,
         tempo_bpm: Option<f32>,
     },
+    /// A piece written window by window (long, continued, varied, blended, harmonized).
+    Edit(EditJob),
+}
+
+/// Which edit an [`EditJob`] is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EditKind {
+    Long { bars: usize },
+    Continue { from: usize, bars: usize },
+    Vary { from: usize, strength: f32 },
+    Blend { a: usize, b: usize },
+    Harmonize { from: usize },
+}
+
+/// An edit the model thread writes window by window, and the piece its previews are drawn
+/// into.
+#[derive(Debug, Clone)]
+pub struct EditJob {
+    pub kind: EditKind,
+    /// Steps of the finished piece.
+    pub steps: u32,
+    /// What the piece holds while the model writes: the music it was given, and the windows
+    /// written so far.
+    pub shown: Vec<Note>,
+    /// Bars of the finished piece.
+    pub bar_starts: Vec<u32>,
+    /// The piece's own tempo (a file's or a recording's), kept by the take it makes.
+    pub tempo_bpm: Option<f32>,
+    /// The window being written: its index, first step and latest preview.
+    current: Option<(usize, u32, Roll)>,
+}
+
+impl EditJob {
+    pub fn new(
+        kind: EditKind,
+        steps: u32,
+        shown: Vec<Note>,
+        bar_starts: Vec<u32>,
+        tempo_bpm: Option<f32>,
+    ) -> EditJob {
+        EditJob {
+            kind,
+            steps,
+            shown,
+            bar_starts,
+            tempo_bpm,
+            current: None,
+        }
+    }
+
+    /// Bars of 4/4 from `from` up to `to` steps, after `bar_starts` (those before `from`).
+    pub fn bars_up_to(bar_starts: &[u32], from: u32, to: u32) -> Vec<u32> {
+        let mut bars: Vec<u32> = bar_starts.iter().copied().filter(|&b| b < from).collect();
+        bars.extend((from..to).step_by(STEPS_PER_BAR));
+        bars
+    }
+
+    /// Notes the step's `preview` of the window at `offset` puts into the piece: a finished
+    /// window stays in the picture while the next is written. A blend's windows are pieces of
+    /// their own, each drawn alone.
+    pub fn step(&mut self, window: usize, offset: u32, preview: &Roll) {
+        if let Some((last, at, roll)) = self.current.take()
+            && last != window
+            && !matches!(self.kind, EditKind::Blend { .. })
+        {
+            self.shown = self.with_window(at, &roll);
+        }
+        self.current = Some((window, offset, preview.clone()));
+    }
+
+    /// The piece with the steps of `window` (a model window whose step 0 is `offset`)
+    /// replaced by what it plays.
+    fn with_window(&self, offset: u32, window: &Roll) -> Vec<Note> {
+        let span = offset..(offset + window.steps() as u32).min(self.steps);
+        let new: Vec<Note> = window
+            .notes()
+            .into_iter()
+            .map(|n| Note {
+                start: n.start + offset,
+                end: n.end + offset,
+                ..n
+            })
+            .filter(|n| n.start < span.end)
+            .collect();
+        splice(&self.shown, &new, span)
+    }
 }
 
 impl Job {
     /// What the roll view shows of one step's prediction `preview` (a model window), and of
     /// the model's image `fog` behind it when given: a new piece as it is, a rework's window
     /// put into the whole piece, the model's image over the bars written anew.
-    pub fn preview_image(&self, preview: &Roll, fog: Option<&Fog>, version: u64) -> RollImage {
+    /// An edit's window is drawn at `offset`, its place in the piece.
+    pub fn preview_image(
+        &self,
+        preview: &Roll,
+        fog: Option<&Fog>,
+        offset: u32,
+        version: u64,
+    ) -> RollImage {
         match self {
+            Job::Edit(edit) => {
+                let blend = matches!(edit.kind, EditKind::Blend { .. });
+                let offset = if blend { 0 } else { offset };
+                let mut shown =
+                    Roll::from_notes(&edit.with_window(offset, preview), edit.steps as usize);
+                (shown.tempo_bpm, shown.style, shown.program) =
+                    (preview.tempo_bpm, preview.style, preview.program);
+                let image = RollImage::new(&shown, version).with_bars(&edit.bar_starts);
+                let end = (offset as usize + preview.steps()).min(edit.steps as usize);
+                match fog {
+                    Some(fog) => image.with_fog(fog, offset as usize, offset as usize..end),
+                    None => image,
+                }
+            }
             Job::Generate => {
                 let image = RollImage::new(preview, version);
                 match fog {
@@ -255,9 +472,62 @@ impl Job {
         }
     }
 
+    /// The take an edit's finished `scores` make, their notes and velocities kept.
+    pub fn finish_scores(self, request: GenerateRequest, scores: Vec<Score>, seconds: f64) -> Take {
+        let edit = match self {
+            Job::Edit(edit) => edit,
+            // A window's worth from Generate or a rework: the scores are its rolls.
+            other => {
+                let rolls = scores.iter().map(Score::to_roll).collect();
+                return other.finish(request, rolls, seconds);
+            }
+        };
+        let origin = match edit.kind {
+            EditKind::Long { bars } => Origin::Long { request, bars },
+            EditKind::Continue { from, bars } => Origin::Continued {
+                request,
+                from,
+                bars,
+            },
+            EditKind::Vary { from, strength } => Origin::Varied {
+                request,
+                from,
+                strength,
+            },
+            EditKind::Blend { a, b } => Origin::Blended { request, a, b },
+            EditKind::Harmonize { from } => Origin::Harmonized { request, from },
+        };
+        let steps = scores.iter().map(|s| s.steps).max().unwrap_or(edit.steps);
+        let variations = scores
+            .into_iter()
+            .map(|mut score| {
+                // Every variation of a take is as long as the take.
+                score.steps = steps;
+                Variation::of_score(score)
+            })
+            .collect();
+        let mut bar_starts: Vec<u32> = edit.bar_starts.into_iter().filter(|&b| b < steps).collect();
+        if bar_starts.is_empty() {
+            bar_starts = crate::midi::bar_starts(&[], steps);
+        }
+        Take {
+            number: 0,
+            origin,
+            variations,
+            bar_starts,
+            tempo_bpm: edit.tempo_bpm,
+            seconds,
+            thumbs: Vec::new(),
+        }
+    }
+
     /// The take the model's finished `rolls` make (numbered and given thumbnails when filed).
     pub fn finish(self, request: GenerateRequest, rolls: Vec<Roll>, seconds: f64) -> Take {
         let (origin, variations, bar_starts, tempo_bpm) = match self {
+            Job::Edit(edit) => {
+                let scores = rolls.iter().map(Score::from_roll).collect();
+                return Job::Edit(edit).finish_scores(request, scores, seconds);
+            }
             Job::Generate => {
                 let steps = rolls.first().map_or(WINDOW_STEPS, Roll::steps);
                 (
@@ -404,6 +674,41 @@ mod tests {
         let plan = ReworkPlan::new(&bars(12, 20), 240, (1, 8)).unwrap();
         assert_eq!((plan.bars, plan.span), ((1, 6), 0..120));
         assert!(ReworkPlan::new(&[], 0, (1, 2)).is_none());
+    }
+
+    #[test]
+    fn an_edit_draws_each_window_at_its_place_and_keeps_the_windows_written() {
+        let given = vec![Note::new(60, 0, 16, 30)];
+        let mut job = Job::Edit(EditJob::new(
+            EditKind::Continue { from: 1, bars: 12 },
+            256,
+            given.clone(),
+            bars(16, 16),
+            Some(90.0),
+        ));
+        let window = |pitch: u8| Roll::from_notes(&[Note::new(pitch, 70, 80, 100)], 128);
+        let Job::Edit(edit) = &mut job else {
+            unreachable!()
+        };
+        edit.step(0, 64, &window(70));
+        // The next window starts at step 160: the first one's note stays in the picture.
+        edit.step(1, 160, &window(72));
+        let Job::Edit(edit) = &job else {
+            unreachable!()
+        };
+        // (A roll has no velocities: the window's notes come at the default.)
+        assert_eq!(
+            edit.shown,
+            vec![Note::new(60, 0, 16, 30), Note::new(70, 134, 144, 80)]
+        );
+        let image = job.preview_image(&window(72), None, 160, 1);
+        assert_eq!(image.steps, 256);
+        let drawn = |pitch: usize, step: usize| image.texels[pitch * 256 + step][0] != 0;
+        assert!(
+            drawn(72, 230) && !drawn(72, 70),
+            "at its place in the piece"
+        );
+        assert!(drawn(70, 134) && drawn(60, 0), "what was there stays");
     }
 
     #[test]

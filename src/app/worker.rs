@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::device::{self, DeviceRequest};
-use crate::model::{Defaults, Fog, GenerateRequest, ModelError, Pipeline};
-use crate::roll::Roll;
+use crate::model::{Defaults, EditStep, Fog, GenerateRequest, ModelError, OnEditStep, Pipeline};
+use crate::roll::{Roll, Score};
 use crate::train::finetune::{self, FinetuneConfig, FinetuneRun, Intake};
 use crate::train::run::{Control, Progress};
 
@@ -30,6 +30,36 @@ pub enum Command {
         request: GenerateRequest,
         roll: Roll,
         span: std::ops::Range<usize>,
+    },
+    /// Pieces of `bars` bars (1 to [`crate::model::MAX_BARS`]), one a variation.
+    GenerateBars {
+        request: GenerateRequest,
+        bars: usize,
+    },
+    /// `bars` bars more after the end of `score` (its own notes come back as they are).
+    Continue {
+        request: GenerateRequest,
+        score: Score,
+        bars: usize,
+    },
+    /// Variations of `clip`, `strength` from 0 (the clip itself) to 1 (new music).
+    Vary {
+        request: GenerateRequest,
+        clip: Score,
+        strength: f32,
+    },
+    /// `count` pieces from `a` to `b` (their first 8 bars), the ends included.
+    Blend {
+        request: GenerateRequest,
+        a: Score,
+        b: Score,
+        count: usize,
+        strength: f32,
+    },
+    /// Voices written around `melody`, which stays as it is.
+    Harmonize {
+        request: GenerateRequest,
+        melody: Score,
     },
     /// Fine-tune the model in `base` on `intake` and save it as `name`.
     Finetune {
@@ -56,16 +86,28 @@ pub enum Event {
         message: String,
     },
     /// One denoising step: the rolls the model predicts now, one per variation, and the
-    /// model's image behind each (the decoder's probabilities before thresholds).
+    /// model's image behind each (the decoder's probabilities before thresholds). An edit
+    /// writes a piece window by window: this is window `window` of `windows`, starting at step
+    /// `offset` of the piece (a blend's pieces count as its windows, each at 0).
     Step {
         step: usize,
         total: usize,
+        window: usize,
+        windows: usize,
+        offset: u32,
         preview: Vec<Roll>,
         fog: Vec<Fog>,
     },
     Done {
         request: GenerateRequest,
         rolls: Vec<Roll>,
+        seconds: f64,
+    },
+    /// An edit (long piece, continuation, variation, blend, harmonization) finished: one
+    /// score per variation.
+    Edited {
+        request: GenerateRequest,
+        scores: Vec<Score>,
         seconds: f64,
     },
     /// Stopped by [`Worker::cancel`]; `steps_after_cancel` steps finished after the request
@@ -97,6 +139,7 @@ impl Event {
             Event::LoadFailed { .. } => "load failed",
             Event::Step { .. } => "step",
             Event::Done { .. } => "done",
+            Event::Edited { .. } => "edited",
             Event::Cancelled { .. } => "cancelled",
             Event::Failed(_) => "failed",
             Event::FinetuneProgress { .. } => "fine-tune step",
@@ -140,10 +183,7 @@ impl Worker {
     }
 
     pub fn send(&self, command: Command) {
-        if matches!(
-            command,
-            Command::Generate(_) | Command::Rework { .. } | Command::Finetune { .. }
-        ) {
+        if !matches!(command, Command::Load { .. }) {
             self.cancel.store(false, Ordering::Release);
         }
         if let Some(tx) = &self.commands {
@@ -242,6 +282,11 @@ fn serve(inbox: &Receiver<Command>, cancel: &AtomicBool, send: &dyn Fn(Event)) {
                 cancel,
                 send,
             ),
+            Command::GenerateBars { .. }
+            | Command::Continue { .. }
+            | Command::Vary { .. }
+            | Command::Blend { .. }
+            | Command::Harmonize { .. } => edit(pipeline.as_ref(), command, cancel, send),
             Command::Finetune {
                 base,
                 intake,
@@ -282,6 +327,9 @@ fn generate(
         send(Event::Step {
             step: e.step,
             total: e.total,
+            window: 0,
+            windows: 1,
+            offset: 0,
             preview: e.preview.to_vec(),
             fog: e.fog.to_vec(),
         });
@@ -294,6 +342,88 @@ fn generate(
         Ok(generated) => send(Event::Done {
             request,
             rolls: generated.rolls,
+            seconds: started.elapsed().as_secs_f64(),
+        }),
+        Err(ModelError::Cancelled) => send(Event::Cancelled {
+            steps_after_cancel: after_cancel,
+        }),
+        Err(e) => send(Event::Failed(e.to_string())),
+    }
+}
+
+/// Runs an edit on the model thread, sending every step of every window and then the scores.
+fn edit(
+    pipeline: Option<&(Pipeline, String)>,
+    command: Command,
+    cancel: &AtomicBool,
+    send: &dyn Fn(Event),
+) {
+    let Some((p, _)) = pipeline else {
+        send(Event::Failed("no model loaded".into()));
+        return;
+    };
+    let started = Instant::now();
+    let mut after_cancel = 0;
+    let mut on_step = |e: EditStep<'_>| {
+        if cancel.load(Ordering::Acquire) {
+            after_cancel += 1;
+        }
+        send(Event::Step {
+            step: e.event.step,
+            total: e.event.total,
+            window: e.window,
+            windows: e.windows,
+            offset: e.offset,
+            preview: e.event.preview.to_vec(),
+            fog: e.event.fog.to_vec(),
+        });
+    };
+    let on_step: OnEditStep<'_> = Some(&mut on_step);
+    let cancel_flag = Some(cancel);
+    let (request, edited) = match command {
+        Command::GenerateBars { request, bars } => {
+            let out = p.generate_bars(&request, bars, cancel_flag, on_step);
+            (request, out)
+        }
+        Command::Continue {
+            request,
+            score,
+            bars,
+        } => {
+            let out = p.continue_score(&request, &score, bars, cancel_flag, on_step);
+            (request, out)
+        }
+        Command::Vary {
+            request,
+            clip,
+            strength,
+        } => {
+            let out = p.vary(&request, &clip, strength, cancel_flag, on_step);
+            (request, out)
+        }
+        Command::Blend {
+            request,
+            a,
+            b,
+            count,
+            strength,
+        } => {
+            let out = p.blend(&request, [&a, &b], count, strength, cancel_flag, on_step);
+            (request, out)
+        }
+        Command::Harmonize { request, melody } => {
+            let out = p.harmonize(&request, &melody, cancel_flag, on_step);
+            (request, out)
+        }
+        other => {
+            send(Event::Failed(format!("not an edit: {other:?}")));
+            return;
+        }
+    };
+    match edited {
+        Ok(scores) => send(Event::Edited {
+            request,
+            scores,
             seconds: started.elapsed().as_secs_f64(),
         }),
         Err(ModelError::Cancelled) => send(Event::Cancelled {
