@@ -480,6 +480,7 @@ impl DiffrollApp {
         matches!(self.model, ModelStatus::Ready { .. })
             && !self.is_generating()
             && self.finetune.running.is_none()
+            && self.recording.is_none()
     }
 
     /// Starts a take with the current settings.
@@ -511,7 +512,7 @@ impl DiffrollApp {
     /// score at the tempo it plays at, its bars and its own tempo. `None` while the model
     /// works or with nothing on screen.
     fn source(&self) -> Option<(usize, Score, Vec<u32>, Option<f32>)> {
-        if !self.can_generate() || self.recording.is_some() {
+        if !self.can_generate() {
             return None;
         }
         let (t, v) = self.selected?;
@@ -1186,8 +1187,20 @@ impl DiffrollApp {
             }
             Event::Failed(e) => {
                 self.progress = None;
-                (self.job, self.live) = (None, None);
-                self.say(Message::error(e));
+                let edit = match self.job.take() {
+                    Some(Job::Edit(edit)) => Some(edit.kind.name()),
+                    _ => None,
+                };
+                self.live = None;
+                let hint = if e.contains("no notes") {
+                    "; choose a take with notes to work on"
+                } else {
+                    ""
+                };
+                self.say(Message::error(match edit {
+                    Some(name) => format!("{name}: {e}{hint}"),
+                    None => e,
+                }));
                 self.restore_selected();
             }
             Event::FinetuneProgress { step, total, loss } => {

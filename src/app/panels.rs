@@ -142,7 +142,7 @@ pub fn top_bar(app: &mut DiffrollApp, ui: &mut Ui) {
 /// Continue, Vary, Harmonize and Blend on the take on screen.
 fn edit_row(app: &mut DiffrollApp, ui: &mut Ui) {
     let on_screen = app.selected_take().map(|(t, _)| t.number);
-    let can_edit = app.can_generate() && on_screen.is_some() && app.recording.is_none();
+    let can_edit = app.can_generate() && on_screen.is_some();
     let s = &mut app.settings;
     let mut clicked: Option<fn(&mut DiffrollApp)> = None;
     ui.add_enabled_ui(can_edit, |ui| {

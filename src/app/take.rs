@@ -343,6 +343,19 @@ pub enum EditKind {
     Harmonize { from: usize },
 }
 
+impl EditKind {
+    /// The button that starts it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EditKind::Long { .. } => "Generate",
+            EditKind::Continue { .. } => "Continue",
+            EditKind::Vary { .. } => "Vary",
+            EditKind::Blend { .. } => "Blend",
+            EditKind::Harmonize { .. } => "Harmonize",
+        }
+    }
+}
+
 /// An edit the model thread writes window by window, and the piece its previews are drawn
 /// into.
 #[derive(Debug, Clone)]
