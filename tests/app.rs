@@ -1387,6 +1387,11 @@ fn an_edit_that_cannot_work_says_why_and_adds_no_take() {
         "{}",
         last.text
     );
+    assert!(
+        last.text.starts_with("Continue") && last.text.contains("choose"),
+        "says which button and what to do: {}",
+        last.text
+    );
     assert_eq!(a.history.len(), 1, "no take added");
     assert_eq!(a.selected, Some((0, 0)));
     assert!(a.can_generate(), "the app stays usable");
