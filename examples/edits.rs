@@ -28,13 +28,7 @@ fn files(data: &Path, style: Style, n: usize) -> Vec<PathBuf> {
 
 fn score(path: &Path) -> Option<(Score, diffroll::midi::Song)> {
     let song = diffroll::midi::read_file(path).ok()?;
-    let score = Score {
-        notes: song.notes.clone(),
-        steps: song.steps,
-        style: None,
-        tempo_bpm: song.tempo_bpm,
-        program: song.program,
-    };
+    let score = song.to_score();
     (!score.is_empty()).then_some((score, song))
 }
 

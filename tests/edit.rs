@@ -38,14 +38,7 @@ fn request(pipeline: &Pipeline, count: usize, seed: u64) -> GenerateRequest {
 }
 
 fn file_score() -> Score {
-    let song = diffroll::midi::read_file(&fixture()).unwrap();
-    Score {
-        notes: song.notes.clone(),
-        steps: song.steps,
-        style: None,
-        tempo_bpm: song.tempo_bpm,
-        program: song.program,
-    }
+    diffroll::midi::read_file(&fixture()).unwrap().to_score()
 }
 
 /// A decoder that draws sound everywhere and no onset: every pitch is one note as long as the

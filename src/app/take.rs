@@ -10,7 +10,8 @@ use super::roll_view::RollImage;
 use crate::audio::Sequence;
 use crate::model::{Fog, GenerateRequest};
 use crate::roll::{
-    Note, Roll, STEPS_PER_BAR, Score, Style, WINDOW_BARS, WINDOW_STEPS, splice, window_around,
+    Note, Roll, STEPS_PER_BAR, Score, Style, WINDOW_BARS, WINDOW_STEPS, splice, splice_window,
+    window_around,
 };
 
 /// How a take came to be.
@@ -647,16 +648,7 @@ impl ReworkPlan {
 
     /// `piece` with the span replaced by what `take` (a window the model wrote) plays there.
     pub fn put_back(&self, piece: &[Note], take: &Roll) -> Vec<Note> {
-        let new: Vec<Note> = take
-            .notes()
-            .into_iter()
-            .map(|n| Note {
-                start: n.start + self.window_start,
-                end: n.end + self.window_start,
-                ..n
-            })
-            .collect();
-        splice(piece, &new, self.span.clone())
+        splice_window(piece, take, self.window_start, self.span.clone())
     }
 }
 

@@ -15,7 +15,7 @@ use clap::Args;
 use super::DeviceArgs;
 use crate::fsutil::atomic_write;
 use crate::model::{GenerateRequest, Guidance, KeyChoice, Pipeline, SamplerKind};
-use crate::roll::{Note, Roll, Score, Style, WINDOW_STEPS, splice, window_around};
+use crate::roll::{Note, Roll, Score, Style, WINDOW_STEPS, splice_window, window_around};
 use crate::{midi, render};
 
 #[derive(Debug, Args)]
@@ -227,16 +227,7 @@ impl Rework {
 
     /// The whole piece with the span replaced by what `take` (a generated window) plays there.
     fn with_take(&self, take: &Roll) -> Vec<Note> {
-        let new: Vec<Note> = take
-            .notes()
-            .into_iter()
-            .map(|n| Note {
-                start: n.start + self.window_start,
-                end: n.end + self.window_start,
-                ..n
-            })
-            .collect();
-        splice(&self.notes, &new, self.span.clone())
+        splice_window(&self.notes, take, self.window_start, self.span.clone())
     }
 }
 
@@ -262,13 +253,7 @@ impl Input {
             "{}: no pitched notes to work on (drums on channel 10 are left out)",
             super::shown(path)
         );
-        let score = Score {
-            notes: song.notes.clone(),
-            steps: song.steps,
-            style: None,
-            tempo_bpm: song.tempo_bpm,
-            program: song.program,
-        };
+        let score = song.to_score();
         let stem = path
             .file_stem()
             .map_or("piece".into(), |s| s.to_string_lossy().into_owned());

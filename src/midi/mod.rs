@@ -13,7 +13,7 @@ mod write;
 pub use read::{read, read_file};
 pub use write::{ExportOptions, TICKS_PER_QUARTER, write, write_roll};
 
-use crate::roll::{Note, Roll, STEPS_PER_BAR};
+use crate::roll::{Note, Roll, STEPS_PER_BAR, Score};
 
 /// Files larger than this are refused before they are read: no musical MIDI file comes close,
 /// and the limit keeps a hostile file from costing more than a fraction of a second.
@@ -78,6 +78,17 @@ impl Song {
         roll.tempo_bpm = self.tempo_bpm;
         roll.program = self.program;
         roll
+    }
+
+    /// The whole piece as a score: its notes with their velocities, in no style.
+    pub fn to_score(&self) -> Score {
+        Score {
+            notes: self.notes.clone(),
+            steps: self.steps,
+            style: None,
+            tempo_bpm: self.tempo_bpm,
+            program: self.program,
+        }
     }
 
     /// The notes of track `track` (0-based, in file order).

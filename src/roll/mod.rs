@@ -227,6 +227,26 @@ pub fn splice(kept: &[Note], new: &[Note], span: std::ops::Range<u32>) -> Vec<No
     notes
 }
 
+/// `piece` with the steps `span` replaced by what `window` (a roll that starts at step
+/// `offset` of the piece) plays there: [`splice`] in the piece's own steps.
+pub fn splice_window(
+    piece: &[Note],
+    window: &Roll,
+    offset: u32,
+    span: std::ops::Range<u32>,
+) -> Vec<Note> {
+    let new: Vec<Note> = window
+        .notes()
+        .into_iter()
+        .map(|n| Note {
+            start: n.start + offset,
+            end: n.end + offset,
+            ..n
+        })
+        .collect();
+    splice(piece, &new, span)
+}
+
 /// [`Roll::polyphony`] from the notes sounding at each step ([`Roll::sounding_per_step`]).
 pub fn polyphony(per_step: &[usize]) -> f64 {
     let (sum, active) = per_step
