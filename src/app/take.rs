@@ -10,7 +10,7 @@ use super::roll_view::RollImage;
 use crate::audio::Sequence;
 use crate::model::{Fog, GenerateRequest};
 use crate::roll::{
-    Note, Roll, STEPS_PER_BAR, Score, Style, WINDOW_BARS, WINDOW_STEPS, splice, splice_window,
+    Note, Roll, STEPS_PER_BAR, Score, Style, WINDOW_BARS, WINDOW_STEPS, splice_window,
     window_around,
 };
 
@@ -417,17 +417,7 @@ impl EditJob {
     /// replaced by what it plays.
     fn with_window(&self, offset: u32, window: &Roll) -> Vec<Note> {
         let span = offset..(offset + window.steps() as u32).min(self.steps);
-        let new: Vec<Note> = window
-            .notes()
-            .into_iter()
-            .map(|n| Note {
-                start: n.start + offset,
-                end: n.end + offset,
-                ..n
-            })
-            .filter(|n| n.start < span.end)
-            .collect();
-        splice(&self.shown, &new, span)
+        splice_window(&self.shown, window, offset, span)
     }
 }
 
