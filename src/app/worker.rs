@@ -305,6 +305,25 @@ fn serve(inbox: &Receiver<Command>, cancel: &AtomicBool, send: &dyn Fn(Event)) {
     }
 }
 
+/// The event for step `e` of window `window` of `windows`, which starts at step `offset` of
+/// the piece.
+fn step_event(
+    e: &crate::model::StepEvent<'_>,
+    window: usize,
+    windows: usize,
+    offset: u32,
+) -> Event {
+    Event::Step {
+        step: e.step,
+        total: e.total,
+        window,
+        windows,
+        offset,
+        preview: e.preview.to_vec(),
+        fog: e.fog.to_vec(),
+    }
+}
+
 /// Generates on the model thread (a rework of `rework`'s steps when given), sending every
 /// denoising step and then the takes.
 fn generate(
@@ -324,15 +343,7 @@ fn generate(
         if cancel.load(Ordering::Acquire) {
             after_cancel += 1;
         }
-        send(Event::Step {
-            step: e.step,
-            total: e.total,
-            window: 0,
-            windows: 1,
-            offset: 0,
-            preview: e.preview.to_vec(),
-            fog: e.fog.to_vec(),
-        });
+        send(step_event(&e, 0, 1, 0));
     };
     let generated = match rework {
         Some((roll, span)) => p.rework(&request, roll, span, Some(cancel), Some(&mut on_step)),
@@ -368,15 +379,7 @@ fn edit(
         if cancel.load(Ordering::Acquire) {
             after_cancel += 1;
         }
-        send(Event::Step {
-            step: e.event.step,
-            total: e.event.total,
-            window: e.window,
-            windows: e.windows,
-            offset: e.offset,
-            preview: e.event.preview.to_vec(),
-            fog: e.event.fog.to_vec(),
-        });
+        send(step_event(&e.event, e.window, e.windows, e.offset));
     };
     let on_step: OnEditStep<'_> = Some(&mut on_step);
     let cancel_flag = Some(cancel);

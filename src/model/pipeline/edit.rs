@@ -48,6 +48,37 @@ pub fn extension_windows(from: u32, to: u32) -> usize {
     n
 }
 
+/// `on_step`, given each step of window `window` of `windows`, which starts at step `offset`
+/// of the piece.
+fn at_window<'a>(
+    on_step: &'a mut OnEditStep<'_>,
+    window: usize,
+    windows: usize,
+    offset: u32,
+) -> impl FnMut(StepEvent<'_>) + 'a {
+    move |event| {
+        if let Some(cb) = on_step.as_mut() {
+            cb(EditStep {
+                window,
+                windows,
+                offset,
+                event,
+            });
+        }
+    }
+}
+
+/// Refuses a piece that would end past [`MAX_SCORE_STEPS`].
+fn check_length(steps: u32) -> Result<(), ModelError> {
+    if steps > MAX_SCORE_STEPS {
+        return Err(ModelError::TooLong {
+            bars: (steps / BAR) as usize,
+            max: (MAX_SCORE_STEPS / BAR) as usize,
+        });
+    }
+    Ok(())
+}
+
 fn check_bars(bars: usize) -> Result<(), ModelError> {
     if (1..=MAX_BARS).contains(&bars) {
         Ok(())
@@ -108,17 +139,10 @@ impl Pipeline {
         check_bars(bars)?;
         let to = (bars * STEPS_PER_BAR) as u32;
         let windows = 1 + extension_windows(WINDOW.min(to), to);
-        let mut first_step = |event: StepEvent<'_>| {
-            if let Some(cb) = on_step.as_mut() {
-                cb(EditStep {
-                    window: 0,
-                    windows,
-                    offset: 0,
-                    event,
-                });
-            }
+        let first = {
+            let mut first_step = at_window(&mut on_step, 0, windows, 0);
+            self.generate(request, cancel, Some(&mut first_step))?
         };
-        let first = self.generate(request, cancel, Some(&mut first_step))?;
         let mut scores: Vec<Score> = first
             .rolls
             .iter()
@@ -155,12 +179,7 @@ impl Pipeline {
         }
         let from = score.steps.div_ceil(BAR) * BAR;
         let to = from + (bars * STEPS_PER_BAR) as u32;
-        if to > MAX_SCORE_STEPS {
-            return Err(ModelError::TooLong {
-                bars: (to / BAR) as usize,
-                max: (MAX_SCORE_STEPS / BAR) as usize,
-            });
-        }
+        check_length(to)?;
         let mut base = score.clone();
         base.steps = from;
         base.style = request.style;
@@ -249,16 +268,7 @@ impl Pipeline {
                 self.encode_rolls(&refs)
             };
             let sub = window_request(request, scores.len(), window);
-            let mut step = |event: StepEvent<'_>| {
-                if let Some(cb) = on_step.as_mut() {
-                    cb(EditStep {
-                        window,
-                        windows: total,
-                        offset: start,
-                        event,
-                    });
-                }
-            };
+            let mut step = at_window(&mut on_step, window, total, start);
             let generated = self.run_plan(
                 &sub,
                 Plan {
@@ -364,16 +374,7 @@ impl Pipeline {
             let mut sub = window_request(request, request.count, w);
             sub.steps = ((request.steps as f32 * strength).ceil() as usize).max(1);
             sub.restart = request.restart.filter(|r| r.t < t);
-            let mut step = |event: StepEvent<'_>| {
-                if let Some(cb) = on_step.as_mut() {
-                    cb(EditStep {
-                        window: w,
-                        windows,
-                        offset: start,
-                        event,
-                    });
-                }
-            };
+            let mut step = at_window(&mut on_step, w, windows, start);
             let styles = vec![request.style.or(clip.style); request.count];
             let generated = self.run_plan(
                 &sub,
@@ -450,16 +451,7 @@ impl Pipeline {
                 let mut sub = window_request(request, 1, 0);
                 sub.steps = ((request.steps as f32 * level).ceil() as usize).max(1);
                 sub.restart = request.restart.filter(|r| r.t < t);
-                let mut step = |event: StepEvent<'_>| {
-                    if let Some(cb) = on_step.as_mut() {
-                        cb(EditStep {
-                            window: k,
-                            windows: count,
-                            offset: 0,
-                            event,
-                        });
-                    }
-                };
+                let mut step = at_window(&mut on_step, k, count, 0);
                 self.run_plan(
                     &sub,
                     Plan {
@@ -500,12 +492,7 @@ impl Pipeline {
             return Err(ModelError::NothingToBuildOn("the melody"));
         }
         let to = melody.steps.div_ceil(BAR) * BAR;
-        if to > MAX_SCORE_STEPS {
-            return Err(ModelError::TooLong {
-                bars: (to / BAR) as usize,
-                max: (MAX_SCORE_STEPS / BAR) as usize,
-            });
-        }
+        check_length(to)?;
         let empty = Score {
             notes: Vec::new(),
             steps: 0,
