@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicBool;
 
 use burn::tensor::Device;
 use diffroll::model::{
-    AutoencoderConfig, GenerateRequest, KeyChoice, ModelCard, ModelError, Pipeline, SamplerKind,
-    load_weights, save_weights,
+    AutoencoderConfig, GenerateRequest, KeyChoice, ModelCard, ModelError, Pipeline, PitchCrop,
+    SamplerKind, load_weights, save_weights,
 };
 use diffroll::roll::{Roll, Style};
 use diffroll::train::autoencoder::{self, AutoencoderRun, AutoencoderTraining};
@@ -63,6 +63,17 @@ fn train_diffusion(
     resume: bool,
     stop_after: Option<usize>,
 ) -> Outcome {
+    train_diffusion_on(ae, out, steps, resume, stop_after, None).unwrap()
+}
+
+fn train_diffusion_on(
+    ae: &Path,
+    out: &Path,
+    steps: usize,
+    resume: bool,
+    stop_after: Option<usize>,
+    crop: Option<PitchCrop>,
+) -> Result<Outcome, diffroll::train::run::TrainError> {
     let stop = AtomicBool::new(false);
     let mut progress = |p: &diffroll::train::run::Progress| {
         if Some(p.step) == stop_after {
@@ -78,6 +89,7 @@ fn train_diffusion(
                 .with_warmup(2)
                 .with_checkpoint_every(1000),
             autoencoder: ae,
+            crop,
             data: &fixtures(),
             out,
             resume,
@@ -90,7 +102,45 @@ fn train_diffusion(
             on_progress: &mut progress,
         },
     )
-    .unwrap()
+}
+
+#[test]
+fn a_model_trained_on_a_pitch_band_generates_only_inside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ae = dir.path().join("ae");
+    train_ae(&ae, 2, false);
+    let crop: PitchCrop = "32-95".parse().unwrap();
+    let banded = dir.path().join("banded");
+    assert!(
+        train_diffusion_on(&ae, &banded, 3, false, None, Some(crop))
+            .unwrap()
+            .finished
+    );
+    let card = ModelCard::load(&banded).unwrap();
+    assert_eq!(card.autoencoder.crop, Some(crop));
+    assert_eq!(card.autoencoder.latent_shape(128, 128), [2, 8, 16]);
+    // A run's band is part of what it is: resuming it on another band is refused.
+    let err = train_diffusion_on(&ae, &banded, 6, true, None, None).unwrap_err();
+    assert!(err.to_string().contains("checkpoint"), "{err}");
+
+    let pipeline = Pipeline::load(&banded, &Device::flex()).unwrap();
+    let request = GenerateRequest {
+        count: 2,
+        seed: 1,
+        steps: 3,
+        sampler: SamplerKind::DpmSolverPP,
+        style: None,
+        guidance: 1.0.into(),
+        tempo_bpm: 100.0,
+        restart: None,
+        refine: None,
+        key: KeyChoice::AsDrawn,
+    };
+    let generated = pipeline.generate(&request, None, None).unwrap();
+    for roll in &generated.rolls {
+        assert_eq!(roll.steps(), 128);
+        assert!(roll.notes().iter().all(|n| (32..96).contains(&n.pitch)));
+    }
 }
 
 #[test]

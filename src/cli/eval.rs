@@ -305,6 +305,10 @@ struct C2stRow {
     model: eval::c2st::C2st,
     real_vs_real: eval::c2st::C2st,
     random_notes: eval::c2st::C2st,
+    /// The same three on musical features (`eval::feature_c2st`).
+    model_features: eval::c2st::C2st,
+    real_vs_real_features: eval::c2st::C2st,
+    random_notes_features: eval::c2st::C2st,
     texture_real: eval::Texture,
     texture_model: eval::Texture,
     texture_train: eval::Texture,
@@ -351,6 +355,9 @@ fn c2st_report(args: &EvalArgs, model: Option<&std::path::Path>) -> anyhow::Resu
         let test = |other: &[(Roll, usize)]| {
             eval::c2st::c2st(&refs(other), &refs(&real), &config, &device)
         };
+        let on_features = |other: &[(Roll, usize)]| {
+            eval::feature_c2st::feature_c2st(&refs(other), &refs(&real), &config)
+        };
         let rolls =
             |set: &[(Roll, usize)]| -> Vec<Roll> { set.iter().map(|(r, _)| r.clone()).collect() };
         rows.push(C2stRow {
@@ -358,6 +365,9 @@ fn c2st_report(args: &EvalArgs, model: Option<&std::path::Path>) -> anyhow::Resu
             model: test(&generated),
             real_vs_real: test(&train),
             random_notes: test(&random),
+            model_features: on_features(&generated),
+            real_vs_real_features: on_features(&train),
+            random_notes_features: on_features(&random),
             texture_real: eval::texture(&real_rolls),
             texture_model: eval::texture(&rolls(&generated)),
             texture_train: eval::texture(&rolls(&train)),
@@ -385,6 +395,13 @@ fn c2st_report(args: &EvalArgs, model: Option<&std::path::Path>) -> anyhow::Resu
             acc(&row.real_vs_real),
             acc(&row.random_notes),
             row.model.per_set
+        );
+        println!(
+            "{:<10} on musical features: model {}   real vs real {}   random notes {}",
+            "",
+            acc(&row.model_features),
+            acc(&row.real_vs_real_features),
+            acc(&row.random_notes_features),
         );
         let (r, m, t) = (row.texture_real, row.texture_model, row.texture_train);
         println!(

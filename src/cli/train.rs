@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::DeviceArgs;
-use crate::model::{AutoencoderConfig, Texture, UNetConfig};
+use crate::model::{AutoencoderConfig, PitchCrop, Texture, UNetConfig};
 use crate::train::autoencoder::{self, AutoencoderRun, AutoencoderTraining};
 use crate::train::checkpoint::dir_of;
 use crate::train::decoder::{self, DecoderRun, DecoderTraining};
@@ -104,6 +104,10 @@ pub enum Network {
         /// Channels of the UNet's first resolution (the others are multiples of it).
         #[arg(long, value_parser = super::at_least_one, help_heading = super::TUNING)]
         base_channels: Option<usize>,
+        /// Work on this band of MIDI pitches only, LOW-HIGH (e.g. 32-95: 64 rows, half the
+        /// UNet's work); notes outside it are not learned. Default: the autoencoder's band.
+        #[arg(long, value_name = "LOW-HIGH", help_heading = super::TUNING)]
+        pitches: Option<PitchCrop>,
         /// Normalise each latent channel on its own instead of all by one scale.
         #[arg(long, help_heading = super::TUNING)]
         per_channel_latents: bool,
@@ -423,6 +427,7 @@ fn train_network(network: Network) -> anyhow::Result<()> {
             common,
             autoencoder: ae_dir,
             base_channels,
+            pitches,
             per_channel_latents,
             style_mix,
             min_snr_gamma,
@@ -440,6 +445,7 @@ fn train_network(network: Network) -> anyhow::Result<()> {
                     unet,
                     training,
                     autoencoder: &ae_dir,
+                    crop: pitches,
                     data: &common.data,
                     out: &common.out,
                     resume: common.resume,

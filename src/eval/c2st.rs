@@ -90,6 +90,21 @@ fn softplus_neg(z: Tensor<1>) -> Tensor<1> {
 /// How well a classifier tells `first` from `second` on held-out groups. Groups are
 /// per set: the same number in both sets names two different groups.
 pub fn c2st(first: &[Grouped], second: &[Grouped], config: &C2stConfig, device: &Device) -> C2st {
+    cross_validate(first, second, config, |train, test, seed| {
+        let critic = train_critic(train, config, seed, device);
+        accuracy(&critic, test, config.batch, device)
+    })
+}
+
+/// Balances the two sets, deals their groups to `config.folds` folds and returns the
+/// held-out accuracy `fit_and_score(train, test, seed)` reaches on each fold (labels: 0 for
+/// `first`, 1 for `second`).
+pub(crate) fn cross_validate(
+    first: &[Grouped],
+    second: &[Grouped],
+    config: &C2stConfig,
+    mut fit_and_score: impl FnMut(&[(&Roll, f32)], &[(&Roll, f32)], u64) -> f64,
+) -> C2st {
     let n = first.len().min(second.len());
     // Balanced classes, so that 0.5 is chance whatever the set sizes.
     let pick = |set: &[Grouped]| -> Vec<(Roll, usize)> {
@@ -123,8 +138,7 @@ pub fn c2st(first: &[Grouped], second: &[Grouped], config: &C2stConfig, device: 
         if train.is_empty() || test.is_empty() {
             continue;
         }
-        let critic = train_critic(&train, config, config.seed + fold as u64, device);
-        accuracies.push(accuracy(&critic, &test, config.batch, device));
+        accuracies.push(fit_and_score(&train, &test, config.seed + fold as u64));
     }
     let k = accuracies.len().max(1) as f64;
     let mean = accuracies.iter().sum::<f64>() / k;

@@ -4,6 +4,7 @@
 //! functions of rolls; the CLI's `eval` command gathers the sets.
 
 pub mod c2st;
+pub mod feature_c2st;
 mod framewise;
 mod memorization;
 

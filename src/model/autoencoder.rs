@@ -13,6 +13,7 @@ use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
 use super::layers::{
     ConvApply, NormApply, ResBlock, conv_flops, conv3, downsample, fold, norm, res_block_flops,
@@ -35,6 +36,41 @@ pub struct AutoencoderConfig {
     pub channels: Vec<usize>,
     #[config(default = 8)]
     pub latent_channels: usize,
+    /// The pitches the model works on; `None`: all 128. Rows outside it are dropped before
+    /// encoding and decode as silence, so the latent and every UNet step cover only them.
+    #[config(default = "None")]
+    pub crop: Option<PitchCrop>,
+}
+
+/// A band of `rows` pitches from MIDI pitch `lowest` up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PitchCrop {
+    pub lowest: usize,
+    pub rows: usize,
+}
+
+/// The logit the decoder gives every cell outside its crop: far below any threshold.
+const SILENT_LOGIT: f32 = -30.0;
+
+impl std::str::FromStr for PitchCrop {
+    type Err = String;
+
+    /// `LOW-HIGH`, both MIDI pitches and both kept (e.g. `32-95`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("pitch band {s:?}: expected LOW-HIGH in MIDI pitches, e.g. 32-95");
+        let (low, high) = s.split_once('-').ok_or_else(bad)?;
+        let low: usize = low.trim().parse().map_err(|_| bad())?;
+        let high: usize = high.trim().parse().map_err(|_| bad())?;
+        if high < low || high >= crate::roll::PITCHES {
+            return Err(format!(
+                "pitch band {s:?}: the highest pitch must be at least the lowest and at most 127"
+            ));
+        }
+        Ok(PitchCrop {
+            lowest: low,
+            rows: high - low + 1,
+        })
+    }
 }
 
 impl AutoencoderConfig {
@@ -59,12 +95,20 @@ impl AutoencoderConfig {
             .ok()
             .and_then(|levels| self.patch.checked_shl(levels))
             .filter(|&f| f >= 1 && f <= roll && roll.is_multiple_of(f));
-        if factor.is_none() {
+        let Some(factor) = factor else {
             return Err(format!(
                 "autoencoder patch {} with {} resolutions: the patch times 2 per further \
                  resolution must divide {roll}",
                 self.patch,
                 self.channels.len()
+            ));
+        };
+        if let Some(PitchCrop { lowest, rows }) = self.crop
+            && (rows == 0 || lowest + rows > crate::roll::PITCHES || !rows.is_multiple_of(factor))
+        {
+            return Err(format!(
+                "pitch band of {rows} rows from {lowest}: it must lie within MIDI 0-127 and \
+                 its rows be a multiple of the autoencoder's factor {factor}"
             ));
         }
         Ok(())
@@ -78,7 +122,12 @@ impl AutoencoderConfig {
     /// Latent shape for a roll of `pitches` × `steps`.
     pub fn latent_shape(&self, pitches: usize, steps: usize) -> [usize; 3] {
         let f = self.factor();
-        [self.latent_channels, pitches / f, steps / f]
+        [self.latent_channels, self.rows(pitches) / f, steps / f]
+    }
+
+    /// The rows of a roll of `pitches` the networks see.
+    fn rows(&self, pitches: usize) -> usize {
+        self.crop.map_or(pitches, |c| c.rows.min(pitches))
     }
 
     fn folded(&self) -> usize {
@@ -90,7 +139,7 @@ impl AutoencoderConfig {
         let ch = &self.channels;
         let last = *ch.last().expect("at least one resolution");
         let f = self.factor();
-        let (mut h, mut w) = (pitches / f, steps / f);
+        let (mut h, mut w) = (self.rows(pitches) / f, steps / f);
         let mut total =
             conv_flops(3, self.latent_channels, last, h, w) + res_block_flops(last, last, h, w);
         for win in ch.windows(2).rev() {
@@ -104,7 +153,7 @@ impl AutoencoderConfig {
     /// FLOPs of one encoder pass.
     pub fn encode_flops(&self, pitches: usize, steps: usize) -> u64 {
         let ch = &self.channels;
-        let (mut h, mut w) = (pitches / self.patch, steps / self.patch);
+        let (mut h, mut w) = (self.rows(pitches) / self.patch, steps / self.patch);
         let mut total =
             conv_flops(3, self.folded(), ch[0], h, w) + res_block_flops(ch[0], ch[0], h, w);
         for win in ch.windows(2) {
@@ -119,8 +168,14 @@ impl AutoencoderConfig {
     pub fn init(&self, device: &Device) -> Autoencoder {
         let ch = &self.channels;
         let last = *ch.last().expect("at least one resolution");
+        let crop = self.crop.unwrap_or(PitchCrop {
+            lowest: 0,
+            rows: crate::roll::PITCHES,
+        });
         Autoencoder {
             patch: self.patch,
+            lowest: crop.lowest,
+            rows: crop.rows,
             enc_in: conv3(self.folded(), ch[0], device),
             enc_first: ResBlock::new(ch[0], ch[0], None, device),
             enc_down: ch
@@ -154,6 +209,9 @@ impl AutoencoderConfig {
 #[derive(Module, Debug)]
 pub struct Autoencoder {
     patch: usize,
+    /// The pitch band the networks see (all 128 rows when not cropped).
+    lowest: usize,
+    rows: usize,
     enc_in: Conv2d,
     enc_first: ResBlock,
     enc_down: Vec<Conv2d>,
@@ -180,6 +238,12 @@ fn unfold(x: Tensor<4>, r: usize) -> Tensor<4> {
 impl Autoencoder {
     /// Rolls [B, 2, P, T] in {0, 1} to latents [B, C, P/f, T/f] (unscaled).
     pub fn encode(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, pitches, _] = x.dims();
+        let x = if self.rows < pitches {
+            x.narrow(2, self.lowest, self.rows)
+        } else {
+            x
+        };
         let h = self.enc_in.apply(fold(x, self.patch));
         let mut h = self.enc_first.forward(h, None);
         for (down, block) in self.enc_down.iter().zip(&self.enc_blocks) {
@@ -188,14 +252,31 @@ impl Autoencoder {
         self.enc_out.apply(self.enc_norm.norm_silu(h))
     }
 
-    /// Latents to logits of the onset and sustain planes.
+    /// Latents to logits of the onset and sustain planes, all 128 pitches (those outside the
+    /// crop silent).
     pub fn decode_logits(&self, z: Tensor<4>) -> Tensor<4> {
         let mut h = self.dec_first.forward(self.dec_in.apply(z), None);
         for (up, block) in self.dec_up.iter().zip(&self.dec_blocks) {
             h = block.forward(up.apply(upsample2(h)), None);
         }
         let folded = self.dec_out.apply(self.dec_norm.norm_silu(h));
-        unfold(folded, self.patch)
+        let band = unfold(folded, self.patch);
+        let [b, planes, rows, steps] = band.dims();
+        let above = crate::roll::PITCHES.saturating_sub(self.lowest + rows);
+        if self.lowest == 0 && above == 0 {
+            return band;
+        }
+        let device = band.device();
+        let silent = |n: usize| Tensor::<4>::full([b, planes, n, steps], SILENT_LOGIT, &device);
+        let mut parts = Vec::with_capacity(3);
+        if self.lowest > 0 {
+            parts.push(silent(self.lowest));
+        }
+        parts.push(band);
+        if above > 0 {
+            parts.push(silent(above));
+        }
+        Tensor::cat(parts, 2)
     }
 }
 
@@ -234,6 +315,78 @@ mod tests {
                 .check()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_cropped_autoencoder_sees_only_its_band_and_decodes_silence_outside_it() {
+        let crop: PitchCrop = "32-95".parse().unwrap();
+        assert_eq!(
+            crop,
+            PitchCrop {
+                lowest: 32,
+                rows: 64
+            }
+        );
+        assert!("95-32".parse::<PitchCrop>().is_err());
+        assert!("32-128".parse::<PitchCrop>().is_err());
+        assert!("thirty".parse::<PitchCrop>().is_err());
+        let config = AutoencoderConfig::new().with_crop(Some(crop));
+        assert_eq!(config.check(), Ok(()));
+        assert_eq!(config.latent_shape(128, 128), [8, 16, 32]);
+        assert_eq!(
+            config.decode_flops(128, 128) * 2,
+            AutoencoderConfig::new().decode_flops(128, 128)
+        );
+        let odd = PitchCrop {
+            lowest: 30,
+            rows: 66,
+        };
+        assert!(
+            AutoencoderConfig::new()
+                .with_crop(Some(odd))
+                .check()
+                .is_err()
+        );
+        let high = PitchCrop {
+            lowest: 100,
+            rows: 32,
+        };
+        assert!(
+            AutoencoderConfig::new()
+                .with_crop(Some(high))
+                .check()
+                .is_err()
+        );
+
+        let device = Device::flex();
+        let ae = config.init(&device);
+        // A note below the band changes nothing: the encoder never sees it.
+        let mut planes = vec![0.0f32; 2 * 128 * 128];
+        planes[40 * 128 + 3] = 1.0;
+        let inside =
+            Tensor::<4>::from_data(TensorData::new(planes.clone(), [1, 2, 128, 128]), &device);
+        planes[10 * 128 + 3] = 1.0;
+        let also_below = Tensor::<4>::from_data(TensorData::new(planes, [1, 2, 128, 128]), &device);
+        let z = ae.encode(inside);
+        assert_eq!(z.dims(), [1, 8, 16, 32]);
+        let diff: f32 = (z.clone() - ae.encode(also_below))
+            .abs()
+            .max()
+            .into_scalar();
+        assert_eq!(diff, 0.0);
+        let logits = ae.decode_logits(z);
+        assert_eq!(logits.dims(), [1, 2, 128, 128]);
+        let below: f32 = logits.clone().narrow(2, 0, 32).max().into_scalar();
+        let above: f32 = logits.narrow(2, 96, 32).max().into_scalar();
+        assert_eq!((below, above), (SILENT_LOGIT, SILENT_LOGIT));
+    }
+
+    #[test]
+    fn cards_written_before_crops_load_uncropped() {
+        let json = r#"{"planes":2,"patch":4,"channels":[64],"latent_channels":8}"#;
+        let config: AutoencoderConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(config, AutoencoderConfig::new());
+        assert_eq!(config.latent_shape(128, 128), [8, 32, 32]);
     }
 
     #[test]

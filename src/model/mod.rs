@@ -16,7 +16,7 @@ mod store;
 mod unet;
 pub mod validity;
 
-pub use autoencoder::{Autoencoder, AutoencoderConfig};
+pub use autoencoder::{Autoencoder, AutoencoderConfig, PitchCrop};
 pub use guidance::{BadGuidance, Guidance};
 pub use latent::LatentNorm;
 pub use pipeline::{

@@ -17,9 +17,9 @@ use super::dataset::{KEY_PROFILE_WINDOWS, WindowSet, fixed_voice_styles, single_
 use super::ema;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
-    AUTOENCODER_FILE, Autoencoder, LatentNorm, ModelCard, Schedule, UNET_FILE, UNet, UNetConfig,
-    init_seeded, load_weights, load_weights_bytes, normal, rolls_to_tensor, save_weights,
-    weights_to_bytes,
+    AUTOENCODER_FILE, Autoencoder, LatentNorm, ModelCard, PitchCrop, Schedule, UNET_FILE, UNet,
+    UNetConfig, init_seeded, load_weights, load_weights_bytes, normal, rolls_to_tensor,
+    save_weights, weights_to_bytes,
 };
 use crate::roll::{Roll, Style};
 
@@ -72,6 +72,9 @@ pub struct DiffusionRun<'a> {
     pub training: DiffusionTraining,
     /// A model folder with a trained autoencoder.
     pub autoencoder: &'a Path,
+    /// Train on this band of pitches instead of the autoencoder's own (its networks are
+    /// convolutional, so the same weights encode and decode any band).
+    pub crop: Option<PitchCrop>,
     pub data: &'a Path,
     pub out: &'a Path,
     pub resume: bool,
@@ -196,7 +199,11 @@ pub fn noise_batch(z0: Tensor<4>, schedule: &Schedule, rng: &mut ChaCha8Rng) -> 
 
 pub fn train(run: DiffusionRun<'_>, control: Control<'_>) -> Result<Outcome, TrainError> {
     let started = Instant::now();
-    let ae_card = ModelCard::load(run.autoencoder)?;
+    let mut ae_card = ModelCard::load(run.autoencoder)?;
+    if let Some(crop) = run.crop {
+        ae_card.autoencoder.crop = Some(crop);
+        ae_card.autoencoder.check().map_err(TrainError::BadConfig)?;
+    }
     let ae = load_weights(
         ae_card.autoencoder.init(&run.device),
         &run.autoencoder.join(AUTOENCODER_FILE),

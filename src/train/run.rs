@@ -24,6 +24,9 @@ pub enum TrainError {
         "--style-mix {0:?}: give one share per style (chorale, polyphony, classical, folk), none negative, at least one above 0 for a style the corpus has"
     )]
     BadStyleMix(Vec<f64>),
+    /// A model configuration that cannot be built, with what is wrong with it.
+    #[error("{0}")]
+    BadConfig(String),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
