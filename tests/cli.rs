@@ -147,6 +147,54 @@ fn eval_scores_a_folder_against_real_data() {
 }
 
 #[test]
+fn eval_c2st_runs_the_classifiers_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = fixtures();
+    let run = |critic: &str| -> serde_json::Value {
+        let out = diffroll(
+            &[
+                "eval",
+                "--c2st",
+                "--critic",
+                critic,
+                "--samples",
+                fixtures.to_str().unwrap(),
+                "--data",
+                fixtures.to_str().unwrap(),
+                "--train",
+                fixtures.to_str().unwrap(),
+                "--count",
+                "8",
+                "--json",
+            ],
+            dir.path(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let features = run("features");
+    let rows = features.as_array().unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        assert!(row["model"].is_null(), "{row}");
+        let accuracy = row["model_features"]["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&accuracy), "{row}");
+        assert!(row["random_notes_features"]["accuracy"].is_number());
+    }
+    let cnn = run("cnn");
+    assert!(
+        cnn.as_array()
+            .unwrap()
+            .iter()
+            .all(|row| row["model"]["accuracy"].is_number() && row["model_features"].is_null())
+    );
+}
+
+#[test]
 fn eval_refuses_style_settings_it_cannot_read() {
     let dir = tempfile::tempdir().unwrap();
     for (flag, bad, says) in [
