@@ -411,23 +411,29 @@ fn c2st_report(args: &EvalArgs, model: Option<&std::path::Path>) -> anyhow::Resu
             .as_ref()
             .or(row.model_features.as_ref())
             .map_or(0, |c| c.per_set);
-        if row.model.is_some() {
-            println!(
-                "{:<10} CNN on the roll: model {}   real vs real {}   random notes {}   ({per_set} windows a set)",
-                row.style.to_string(),
-                acc(&row.model),
-                acc(&row.real_vs_real),
-                acc(&row.random_notes),
-            );
-        }
-        if row.model_features.is_some() {
-            println!(
-                "{:<10} musical features: model {}   real vs real {}   random notes {}   ({per_set} windows a set)",
-                row.style.to_string(),
-                acc(&row.model_features),
-                acc(&row.real_vs_real_features),
-                acc(&row.random_notes_features),
-            );
+        for (critic, tests) in [
+            (
+                "CNN on the roll",
+                [&row.model, &row.real_vs_real, &row.random_notes],
+            ),
+            (
+                "musical features",
+                [
+                    &row.model_features,
+                    &row.real_vs_real_features,
+                    &row.random_notes_features,
+                ],
+            ),
+        ] {
+            if tests[0].is_some() {
+                println!(
+                    "{:<10} {critic}: model {}   real vs real {}   random notes {}   ({per_set} windows a set)",
+                    row.style.to_string(),
+                    acc(tests[0]),
+                    acc(tests[1]),
+                    acc(tests[2]),
+                );
+            }
         }
         let (r, m, t) = (row.texture_real, row.texture_model, row.texture_train);
         println!(

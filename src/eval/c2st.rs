@@ -98,18 +98,19 @@ pub fn c2st(first: &[Grouped], second: &[Grouped], config: &C2stConfig, device: 
 
 /// Balances the two sets, deals their groups to `config.folds` folds and returns the
 /// held-out accuracy `fit_and_score(train, test, seed)` reaches on each fold (labels: 0 for
-/// `first`, 1 for `second`).
-pub(crate) fn cross_validate(
-    first: &[Grouped],
-    second: &[Grouped],
+/// `first`, 1 for `second`). Items are whatever the classifier reads: rolls, or features
+/// computed once per window.
+pub(crate) fn cross_validate<T: Copy>(
+    first: &[(T, usize)],
+    second: &[(T, usize)],
     config: &C2stConfig,
-    mut fit_and_score: impl FnMut(&[(&Roll, f32)], &[(&Roll, f32)], u64) -> f64,
+    mut fit_and_score: impl FnMut(&[(T, f32)], &[(T, f32)], u64) -> f64,
 ) -> C2st {
     let n = first.len().min(second.len());
     // Balanced classes, so that 0.5 is chance whatever the set sizes.
-    let pick = |set: &[Grouped]| -> Vec<(Roll, usize)> {
+    let pick = |set: &[(T, usize)]| -> Vec<(T, usize)> {
         crate::train::dataset::evenly_spread(set, n)
-            .map(|(r, g)| ((*r).clone(), *g))
+            .copied()
             .collect()
     };
     let sets = [pick(first), pick(second)];
@@ -123,14 +124,14 @@ pub(crate) fn cross_validate(
         .collect();
     let mut accuracies = Vec::new();
     for fold in 0..config.folds.max(1) {
-        let split = |held: bool| -> Vec<(&Roll, f32)> {
+        let split = |held: bool| -> Vec<(T, f32)> {
             sets.iter()
                 .enumerate()
                 .flat_map(|(label, set)| {
                     set.iter()
                         .zip(&fold_of[label])
                         .filter(move |(_, f)| (**f == fold) == held)
-                        .map(move |((r, _), _)| (r, label as f32))
+                        .map(move |((item, _), _)| (*item, label as f32))
                 })
                 .collect()
         };

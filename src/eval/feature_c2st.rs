@@ -92,16 +92,29 @@ const L2: f64 = 1e-2;
 /// How well a logistic regression on [`window_features`] tells `first` from `second` on
 /// held-out groups (the same folds as [`super::c2st::c2st`]).
 pub fn feature_c2st(first: &[Grouped], second: &[Grouped], config: &C2stConfig) -> C2st {
-    cross_validate(first, second, config, |train, test, _seed| {
-        let x: Vec<Vec<f64>> = train.iter().map(|(r, _)| window_features(r)).collect();
-        let y: Vec<f64> = train.iter().map(|(_, l)| f64::from(*l)).collect();
-        let model = Logistic::fit(&x, &y);
-        let correct = test
-            .iter()
-            .filter(|(r, l)| (model.logit(&window_features(r)) > 0.0) == (*l > 0.5))
-            .count();
-        correct as f64 / test.len().max(1) as f64
-    })
+    // Every window's features once, not once per fold it is trained or tested in.
+    let features = |set: &[Grouped]| -> Vec<(Vec<f64>, usize)> {
+        set.iter().map(|(r, g)| (window_features(r), *g)).collect()
+    };
+    let (first, second) = (features(first), features(second));
+    fn items(set: &[(Vec<f64>, usize)]) -> Vec<(&[f64], usize)> {
+        set.iter().map(|(f, g)| (f.as_slice(), *g)).collect()
+    }
+    cross_validate(
+        &items(&first),
+        &items(&second),
+        config,
+        |train, test, _seed| {
+            let x: Vec<&[f64]> = train.iter().map(|(f, _)| *f).collect();
+            let y: Vec<f64> = train.iter().map(|(_, l)| f64::from(*l)).collect();
+            let model = Logistic::fit(&x, &y);
+            let correct = test
+                .iter()
+                .filter(|(f, l)| (model.logit(f) > 0.0) == (*l > 0.5))
+                .count();
+            correct as f64 / test.len().max(1) as f64
+        },
+    )
 }
 
 struct Logistic {
@@ -112,8 +125,8 @@ struct Logistic {
 }
 
 impl Logistic {
-    fn fit(x: &[Vec<f64>], y: &[f64]) -> Logistic {
-        let d = x.first().map_or(0, Vec::len);
+    fn fit(x: &[&[f64]], y: &[f64]) -> Logistic {
+        let d = x.first().map_or(0, |row| row.len());
         let n = x.len().max(1) as f64;
         let mean: Vec<f64> = (0..d)
             .map(|j| x.iter().map(|row| row[j]).sum::<f64>() / n)
