@@ -194,35 +194,26 @@ fn eval_c2st_runs_the_classifiers_asked_for() {
     );
 }
 
+/// The per-style decoding rules are gone (every style decodes at the card's thresholds), and
+/// so are the options that set them: asked for, one is refused as unknown.
 #[test]
-fn eval_refuses_style_settings_it_cannot_read() {
+fn eval_no_longer_takes_per_style_decoding_rules() {
     let dir = tempfile::tempdir().unwrap();
-    for (flag, bad, says) in [
-        ("--style-thresholds", "chorale=2", "STYLE=ONSET:SUSTAIN"),
-        ("--style-thresholds", "chorale=2:x", "STYLE=ONSET:SUSTAIN"),
-        ("--style-thresholds", "jazz=2:0.5", "jazz"),
-        ("--style-thresholds", "chorale=2:0.5,chorale=1:1", "twice"),
-        ("--single-line", "jazz", "jazz"),
-        ("--single-line", "folk,folk", "twice"),
-        ("--voices", "chorale", "STYLE=VOICES"),
-        ("--voices", "chorale=1", "STYLE=VOICES"),
-        ("--voices", "jazz=4", "jazz"),
-        ("--voices", "chorale=4,chorale=3", "twice"),
-        ("--fuller-above", "folk", "STYLE=NOTES"),
-        ("--fuller-above", "folk=0.5", "STYLE=NOTES"),
-        ("--fuller-above", "folk=NaN", "STYLE=NOTES"),
-        ("--fuller-above", "jazz=1.5", "jazz"),
-        ("--rare-degrees-below", "folk=1.5", "STYLE=SHARE"),
-        ("--rare-degrees-below", "folk", "STYLE=SHARE"),
-        ("--rare-degrees-below", "jazz=0.01", "jazz"),
+    for (flag, value) in [
+        ("--style-thresholds", "chorale=2:0.5"),
+        ("--single-line", "folk"),
+        ("--voices", "chorale=4"),
+        ("--fuller-above", "folk=1.8"),
+        ("--rare-degrees-below", "folk=0.012"),
+        ("--fill-silent-beats", "folk=1"),
     ] {
         let out = diffroll(
-            &["eval", "--model", "base", "--data", "nowhere", flag, bad],
+            &["eval", "--model", "base", "--data", "nowhere", flag, value],
             dir.path(),
         );
-        assert_eq!(out.status.code(), Some(2), "{flag} {bad}");
+        assert_eq!(out.status.code(), Some(2), "{flag}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(says), "{bad}: {stderr}");
+        assert!(stderr.contains("unexpected argument"), "{flag}: {stderr}");
     }
 }
 
@@ -282,8 +273,8 @@ fn eval_and_train_keep_their_research_options_under_their_own_heading() {
     let (options, sections) = help_sections(&["eval", "--help"]);
     let tuning = &sections["Research / tuning"];
     for flag in [
-        "--style-thresholds",
-        "--fill-silent-beats",
+        "--thresholds",
+        "--merge-doubled-onsets",
         "--legato-gap",
         "--refine",
     ] {

@@ -173,7 +173,7 @@ fn a_blend_ends_on_the_round_trips_of_its_two_pieces() {
     assert_eq!(pieces.len(), 5);
     let round_trip = |s: &Score| {
         let z = pipeline.encode_rolls(&[&s.window(0, 128)]);
-        let mut r = Score::from_roll(&pipeline.decode(z, &[None]).remove(0).0);
+        let mut r = Score::from_roll(&pipeline.decode(z).remove(0).0);
         r.truncate(s.steps.min(128));
         r.notes
     };

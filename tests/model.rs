@@ -377,80 +377,6 @@ fn train_resume_generate_is_exact_and_deterministic() {
         }
     }
 
-    // A style's own decoding thresholds decode that style's samples alone, refined and
-    // decoded at them; the others come out exactly as with the shared thresholds.
-    let refined_mix = GenerateRequest {
-        refine: Some(diffroll::model::Refine {
-            steps: 2,
-            rate: 0.1,
-            keep: 0.3,
-            temperature: 2.0,
-        }),
-        ..mixed.clone()
-    };
-    let shared = pipeline.generate(&refined_mix, None, None).unwrap();
-    let mut loud = Pipeline::load(&straight, &device).unwrap();
-    // Every cell over its thresholds: a roll full of notes, unlike anything the model draws.
-    loud.card.style_thresholds.insert(own, [-1e4, -1e4]);
-    let own_thresholds = loud.generate(&refined_mix, None, None).unwrap();
-    for (i, style) in styles.iter().enumerate() {
-        let (a, b) = (&shared.rolls[i], &own_thresholds.rolls[i]);
-        let bytes = |r: &Roll| diffroll::midi::write_roll(r, "x");
-        if *style == own {
-            assert!(
-                b.notes().len() > a.notes().len(),
-                "{style} kept the shared thresholds"
-            );
-        } else {
-            assert_eq!(
-                bytes(a),
-                bytes(b),
-                "{style} changed with {own}'s thresholds"
-            );
-            assert_eq!(per_sample(&shared)[i], per_sample(&own_thresholds)[i]);
-        }
-    }
-
-    // A style decoded as one line sounds one note at a time, and one decoded in a fixed number
-    // of voices never more than that many, even where every cell is over its thresholds; the
-    // other styles come out as they did.
-    let most_at_once = |textured: &Pipeline, texture: &str| {
-        let generated = textured.generate(&refined_mix, None, None).unwrap();
-        let mut most = None;
-        for (i, style) in styles.iter().enumerate() {
-            let roll = &generated.rolls[i];
-            if *style == own {
-                most = roll.sounding_per_step().into_iter().max();
-            } else {
-                let bytes = |r: &Roll| diffroll::midi::write_roll(r, "x");
-                assert_eq!(
-                    bytes(roll),
-                    bytes(&own_thresholds.rolls[i]),
-                    "{style} changed with {own} {texture}"
-                );
-            }
-        }
-        most
-    };
-    loud.card.single_line.insert(own);
-    assert_eq!(most_at_once(&loud, "as one line"), Some(1));
-    // ...unless it sounds more notes at once than the style's accompanied tunes do: then it
-    // keeps them all, as decoded with no texture.
-    loud.card.fuller_above.insert(own, 1e4);
-    assert_eq!(most_at_once(&loud, "not accompanied"), Some(1));
-    loud.card.fuller_above.insert(own, 1.0);
-    let accompanied = most_at_once(&loud, "accompanied");
-    loud.card.fuller_above.clear();
-    loud.card.single_line.remove(&own);
-    loud.card.voices.remove(&own);
-    assert_eq!(most_at_once(&loud, "with no texture"), accompanied);
-    assert!(accompanied > Some(1));
-    loud.card.voices.insert(own, 3);
-    assert_eq!(most_at_once(&loud, "in three voices"), Some(3));
-    // ...or one voice more, where it sounds more notes at once than the style mostly does.
-    loud.card.fuller_above.insert(own, 1.0);
-    assert_eq!(most_at_once(&loud, "in a fourth voice"), Some(4));
-
     // Refinement moves the sampled latent, reproducibly.
     let refine = diffroll::model::Refine {
         steps: 3,
@@ -471,18 +397,6 @@ fn train_resume_generate_is_exact_and_deterministic() {
     // by at most a tritone, to the key asked for or to one the style uses.
     assert_eq!(pipeline.card.key_profiles.len(), Style::ALL.len());
     assert!(pipeline.card.key_profiles.iter().any(Option::is_some));
-    // Training also measured which styles are one voice: the fixtures' folk tunes are, and so
-    // is their one Renaissance file (a single part of a chanson); their chorale and quartet
-    // are not.
-    assert_eq!(
-        pipeline.card.single_line.iter().collect::<Vec<_>>(),
-        vec![&Style::Polyphony, &Style::Folk]
-    );
-    // ...and which are written in a fixed number of voices: the four-part chorale.
-    assert_eq!(
-        pipeline.card.voices,
-        std::collections::BTreeMap::from([(Style::Chorale, 4)])
-    );
     let keyed = |key: KeyChoice| {
         pipeline
             .generate(
@@ -521,19 +435,16 @@ fn train_resume_generate_is_exact_and_deterministic() {
     in_f.roots[5] = 1.0;
     let mut f_only = Pipeline::load(&straight, &device).unwrap();
     f_only.card.key_profiles = vec![Some(in_f); Style::ALL.len()];
-    let in_typical_key = |pipeline: &Pipeline| {
-        pipeline
-            .generate(
-                &GenerateRequest {
-                    key: KeyChoice::Typical,
-                    ..request.clone()
-                },
-                None,
-                None,
-            )
-            .unwrap()
-    };
-    let typical = in_typical_key(&f_only);
+    let typical = f_only
+        .generate(
+            &GenerateRequest {
+                key: KeyChoice::Typical,
+                ..request.clone()
+            },
+            None,
+            None,
+        )
+        .unwrap();
     for (t, d) in typical.rolls.iter().zip(&drawn.rolls) {
         // `typical` moves by at most a tritone and never off the keyboard: a piece (the tiny
         // model's are near noise) spanning too much of it to reach F that way stays as drawn.
@@ -543,22 +454,6 @@ fn train_resume_generate_is_exact_and_deterministic() {
         let expected = if reachable { moved_to(d, 5) } else { d.notes() };
         assert_eq!(t.notes(), expected, "every style's music is in F here");
     }
-    // Training measured the scale degrees each style sounds too; with a bar set, a note on a
-    // degree under it moves to a neighbour the style sounds more, once the piece is in its key.
-    let profile = f_only.card.key_profiles[0].clone().unwrap();
-    assert!(profile.has_degrees());
-    f_only.card.rare_degrees_below = Style::ALL.iter().map(|&s| (s, 0.05)).collect();
-    let in_scale = in_typical_key(&f_only);
-    let mut moved = 0;
-    for (s, t) in in_scale.rolls.iter().zip(&typical.rolls) {
-        let mut expected = t.clone();
-        moved += expected.move_rare_degrees(&profile, f64::from(0.05f32));
-        assert_eq!(s.notes(), expected.notes());
-    }
-    assert!(
-        moved > 0,
-        "the tiny model's near-noise pieces stray off the scale"
-    );
     // The previews are moved too: the last step's is the finished piece (no refinement). The
     // key is one the drawn pieces are not all in already.
     let elsewhere = (0..12u8)
@@ -593,18 +488,8 @@ fn train_resume_generate_is_exact_and_deterministic() {
             "2",
             "--trim-early",
             "true",
-            "--style-thresholds",
-            "chorale=1.5:0.25",
-            "--single-line",
-            "folk",
-            "--voices",
-            "chorale=3",
-            "--fuller-above",
-            "folk=1.5",
-            "--rare-degrees-below",
-            "folk=0.02",
-            "--fill-silent-beats",
-            "folk=1",
+            "--thresholds",
+            "1.5,0.3",
             "--model",
         ])
         .arg(&straight)
@@ -629,20 +514,9 @@ fn train_resume_generate_is_exact_and_deterministic() {
         (&serde_json::json!(2), &serde_json::json!(true))
     );
     assert_eq!(
-        settings["style_thresholds"],
-        serde_json::json!({"chorale": [1.5, 0.25]})
-    );
-    assert_eq!(settings["single_line"], serde_json::json!(["folk"]));
-    assert_eq!(settings["voices"], serde_json::json!({"chorale": 3}));
-    assert_eq!(settings["fuller_above"], serde_json::json!({"folk": 1.5}));
-    assert_eq!(
-        settings["rare_degrees_below"],
-        serde_json::json!({"folk": 0.02}),
+        settings["thresholds"],
+        serde_json::json!([1.5, 0.3]),
         "as typed, not widened from f32"
-    );
-    assert_eq!(
-        settings["fill_silent_beats"],
-        serde_json::json!({"folk": 1.0})
     );
     for who in ["autoencoder_on_real", "model"] {
         let rates = &report["orphan_sustain"][who];
@@ -846,20 +720,8 @@ fn bad_model_folders_give_clear_errors() {
     // A card that parses but describes no model that can be built (edited by hand, damaged):
     // refused when it is read, where building the model would panic.
     type Damage = fn(&mut ModelCard);
-    let damaged: [(&str, Damage); 9] = [
+    let damaged: [(&str, Damage); 5] = [
         ("channels", |c| c.autoencoder.channels.clear()),
-        ("voices for chorale", |c| {
-            c.voices.insert(Style::Chorale, 1);
-        }),
-        ("fuller_above for folk", |c| {
-            c.fuller_above.insert(Style::Folk, 0.5);
-        }),
-        ("rare_degrees_below for folk", |c| {
-            c.rare_degrees_below.insert(Style::Folk, 1.5);
-        }),
-        ("fill_silent_beats for folk", |c| {
-            c.fill_silent_beats.insert(Style::Folk, -1.0);
-        }),
         ("attention", |c| {
             c.unet.as_mut().unwrap().attention.pop();
         }),
@@ -1105,6 +967,95 @@ fn the_shipped_card_saves_as_it_reads() {
         panic!("line {}: {a:?} saved as {b:?}", line + 1);
     }
     assert_eq!(was, now);
+}
+
+/// A card saved before the per-style decoding rules were removed (a musician's fine-tuned
+/// model, say) still loads, and generates exactly what the same card without them does: every
+/// style decodes at the card's one pair of thresholds and no note is moved off a scale degree.
+/// Saved again, it drops them.
+#[test]
+fn a_card_with_the_removed_decoding_rules_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, old) = (dir.path().join("plain"), dir.path().join("old"));
+    tiny::model_folder(&plain);
+    let mut card = ModelCard::load(&plain).unwrap();
+    let mut roots = [0.0; 12];
+    roots[2] = 1.0;
+    card.key_profiles = vec![
+        Some(diffroll::roll::KeyProfile {
+            roots,
+            pitch_mean: 64.0,
+            pitch_sd: 3.0,
+            windows: 10,
+        });
+        Style::ALL.len()
+    ];
+    card.save(&plain).unwrap();
+    let text = std::fs::read_to_string(plain.join("model.json")).unwrap();
+
+    // The fields as the shipped card carried them until 2026-12-06.
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let fields = serde_json::json!({
+        "style_thresholds": {"chorale": [-1e4, -1e4], "polyphony": [-1e4, -1e4],
+                             "classical": [-1e4, -1e4], "folk": [-1e4, -1e4]},
+        "single_line": ["folk"],
+        "fuller_above": {"chorale": 4.3, "folk": 1.8},
+        "voices": {"chorale": 4},
+        "rare_degrees_below": {"chorale": 0.5, "polyphony": 0.5, "classical": 0.5, "folk": 0.5},
+        "fill_silent_beats": {"chorale": 5.0, "polyphony": 5.0, "classical": 5.0, "folk": 5.0},
+    });
+    for (name, value) in fields.as_object().unwrap() {
+        json[name] = value.clone();
+    }
+    for profile in json["key_profiles"].as_array_mut().unwrap() {
+        profile["degrees"] =
+            serde_json::json!([0.5, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+    std::fs::create_dir_all(&old).unwrap();
+    for file in [
+        diffroll::model::AUTOENCODER_FILE,
+        diffroll::model::UNET_FILE,
+    ] {
+        std::fs::copy(plain.join(file), old.join(file)).unwrap();
+    }
+    std::fs::write(
+        old.join("model.json"),
+        serde_json::to_string_pretty(&json).unwrap(),
+    )
+    .unwrap();
+
+    let device = Device::flex();
+    let request = GenerateRequest {
+        count: 4,
+        seed: 5,
+        steps: 2,
+        sampler: SamplerKind::DpmSolverPP,
+        style: None,
+        guidance: 1.0.into(),
+        tempo_bpm: 100.0,
+        restart: None,
+        refine: Some(diffroll::model::Refine {
+            steps: 2,
+            rate: 0.1,
+            keep: 0.3,
+            temperature: 2.0,
+        }),
+        key: KeyChoice::Typical,
+    };
+    let notes = |dir: &Path| {
+        let pipeline = Pipeline::load(dir, &device).unwrap();
+        let generated = pipeline.generate(&request, None, None).unwrap();
+        generated.rolls.iter().map(Roll::notes).collect::<Vec<_>>()
+    };
+    assert_eq!(notes(&old), notes(&plain));
+
+    let again = dir.path().join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    ModelCard::load(&old).unwrap().save(&again).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(again.join("model.json")).unwrap(),
+        text
+    );
 }
 
 /// `generate --inpaint FILE --bars A-B`: a new take on those bars, the rest of the piece as

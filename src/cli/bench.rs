@@ -168,7 +168,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let _ = unet.forward(x2.clone(), &[500.0, 500.0], l2.clone());
     });
     let decode_ms = median_ms(args.reps, &device, || {
-        let _ = pipeline.decode(x1.clone(), &[None]);
+        let _ = pipeline.decode(x1.clone());
     });
     let refine = card.defaults.refine;
     let refine_ms = refine.map(|r| {
@@ -178,10 +178,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 pipeline.autoencoder(),
                 &norm,
                 x1.clone(),
-                crate::model::validity::Targets {
-                    thresholds: &[card.thresholds],
-                    fill_silent_beats: &[0.0],
-                },
+                card.thresholds,
                 r,
                 None,
                 None,

@@ -4,7 +4,6 @@
 //! overrides of the card's settings for tuning, the report, and `--save-to-card`; the metrics
 //! themselves are [`crate::eval`]'s.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -115,146 +114,11 @@ pub struct EvalArgs {
     /// keep both (false); the card's `merge_doubled_onsets` otherwise.
     #[arg(long, requires = "model", help_heading = super::TUNING)]
     pub merge_doubled_onsets: Option<bool>,
-    /// With --model: onset,sustain decoding thresholds (logits) instead of the card's; a style
-    /// with thresholds of its own (the card's `style_thresholds`, or --style-thresholds) keeps
-    /// them.
+    /// With --model: onset,sustain decoding thresholds (logits) instead of the card's.
     #[arg(long, requires = "model", value_delimiter = ',', help_heading = super::TUNING)]
     pub thresholds: Option<Vec<f32>>,
-    /// With --model: styles' own decoding thresholds STYLE=ONSET:SUSTAIN[,...] (e.g.
-    /// chorale=2:0.5) or "none", instead of the card's `style_thresholds`; styles not named
-    /// decode at --thresholds (or the card's).
-    #[arg(long, requires = "model", value_parser = style_thresholds, help_heading = super::TUNING)]
-    pub style_thresholds: Option<BTreeMap<Style, [f32; 2]>>,
-    /// With --model: styles decoded as one melodic line STYLE[,...] (e.g. folk) or "none",
-    /// instead of the card's `single_line`
-    #[arg(long, requires = "model", value_parser = single_line, help_heading = super::TUNING)]
-    pub single_line: Option<BTreeSet<Style>>,
-    /// With --model: the notes sounding at once on average above which a piece of a style
-    /// decoded as one line keeps its notes, and one in N voices gets N + 1, STYLE=N[,...]
-    /// (e.g. folk=1.8,chorale=4.3) or "none", instead of the card's `fuller_above`
-    #[arg(long, requires = "model", value_parser = fuller_above, help_heading = super::TUNING)]
-    pub fuller_above: Option<BTreeMap<Style, f32>>,
-    /// With --model: styles decoded as a fixed number of voices STYLE=N[,...] (e.g. chorale=4)
-    /// or "none", instead of the card's `voices`
-    #[arg(long, requires = "model", value_parser = voices, help_heading = super::TUNING)]
-    pub voices: Option<BTreeMap<Style, usize>>,
-    /// With --model: per style, the share of its sounding time under which a scale degree is
-    /// foreign to it, so a generated note on one moves a semitone to the neighbour the style
-    /// sounds more, STYLE=SHARE[,...] (e.g. folk=0.012) or "none", instead of the card's
-    /// `rare_degrees_below`
-    #[arg(long, requires = "model", value_parser = rare_degrees_below, help_heading = super::TUNING)]
-    pub rare_degrees_below: Option<BTreeMap<Style, f32>>,
-    /// With --model: per style, the weight of the beats its decoding leaves silent in the
-    /// validity refinement, so it draws the note most nearly drawn there, STYLE=WEIGHT[,...]
-    /// (e.g. folk=1) or "none", instead of the card's `fill_silent_beats`
-    #[arg(long, requires = "model", value_parser = fill_silent_beats, help_heading = super::TUNING)]
-    pub fill_silent_beats: Option<BTreeMap<Style, f32>>,
     #[command(flatten)]
     pub device: DeviceArgs,
-}
-
-/// A comma-separated list with one entry per style (`entry` reads one into its style and
-/// value), or `none` for an empty one; a style given twice is refused.
-fn per_style<T>(
-    s: &str,
-    entry: impl Fn(&str) -> Result<(Style, T), String>,
-) -> Result<BTreeMap<Style, T>, String> {
-    let mut map = BTreeMap::new();
-    if s.trim().eq_ignore_ascii_case("none") {
-        return Ok(map);
-    }
-    for part in s.split(',') {
-        let (style, value) = entry(part)?;
-        if map.insert(style, value).is_some() {
-            return Err(format!("{style} is given twice"));
-        }
-    }
-    Ok(map)
-}
-
-fn style(name: &str) -> Result<Style, String> {
-    name.trim().parse().map_err(|e| format!("{e}"))
-}
-
-/// `STYLE=ONSET:SUSTAIN[,...]`, or `none` for no style of its own.
-fn style_thresholds(s: &str) -> Result<BTreeMap<Style, [f32; 2]>, String> {
-    per_style(s, |part| {
-        let bad = || {
-            format!(
-                "'{part}' is not STYLE=ONSET:SUSTAIN (two logits, e.g. chorale=2:0.5); \
-                 give one per style, comma-separated, or \"none\""
-            )
-        };
-        let (name, pair) = part.split_once('=').ok_or_else(bad)?;
-        let name = style(name)?;
-        let (onset, sustain) = pair.split_once(':').ok_or_else(bad)?;
-        let number = |v: &str| v.trim().parse::<f32>().ok().filter(|v| v.is_finite());
-        match (number(onset), number(sustain)) {
-            (Some(onset), Some(sustain)) => Ok((name, [onset, sustain])),
-            _ => Err(bad()),
-        }
-    })
-}
-
-/// `STYLE[,...]`, or `none` for no style decoded as one line.
-fn single_line(s: &str) -> Result<BTreeSet<Style>, String> {
-    Ok(per_style(s, |part| Ok((style(part)?, ())))?
-        .into_keys()
-        .collect())
-}
-
-/// `STYLE=N[,...]`, or `none` for no piece decoded fuller than its style.
-fn fuller_above(s: &str) -> Result<BTreeMap<Style, f32>, String> {
-    style_numbers(
-        s,
-        "STYLE=NOTES (the notes sounding at once on average, from 1, e.g. folk=1.8)",
-        ModelCard::fuller_above_ok,
-    )
-}
-
-/// `STYLE=SHARE[,...]`, or `none` for no note moved off a rare degree.
-fn rare_degrees_below(s: &str) -> Result<BTreeMap<Style, f32>, String> {
-    style_numbers(
-        s,
-        "STYLE=SHARE (a share of the style's sounding time from 0 to 1, e.g. folk=0.012)",
-        ModelCard::rare_share_ok,
-    )
-}
-
-/// `STYLE=WEIGHT[,...]`, or `none` for every style keeping its silent beats.
-fn fill_silent_beats(s: &str) -> Result<BTreeMap<Style, f32>, String> {
-    style_numbers(
-        s,
-        "STYLE=WEIGHT (a weight from 0, e.g. folk=1)",
-        ModelCard::fill_weight_ok,
-    )
-}
-
-/// `STYLE=N[,...]`, or `none` for no style decoded in a fixed number of voices.
-fn voices(s: &str) -> Result<BTreeMap<Style, usize>, String> {
-    style_numbers(
-        s,
-        "STYLE=VOICES (a number of voices from 2, e.g. chorale=4)",
-        ModelCard::voices_ok,
-    )
-}
-
-/// `STYLE=N[,...]` with each N a number that `accept`s, or `none`; an entry that is not is
-/// refused as not `form`.
-fn style_numbers<T: std::str::FromStr>(
-    s: &str,
-    form: &str,
-    accept: impl Fn(&T) -> bool,
-) -> Result<BTreeMap<Style, T>, String> {
-    per_style(s, |part| {
-        let bad =
-            || format!("'{part}' is not {form}; give one per style, comma-separated, or \"none\"");
-        let (name, n) = part.split_once('=').ok_or_else(bad)?;
-        match n.trim().parse::<T>() {
-            Ok(n) if accept(&n) => Ok((style(name)?, n)),
-            _ => Err(bad()),
-        }
-    })
 }
 
 fn windows(
@@ -653,12 +517,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 let mut settings = plain_json(&card.mending);
                 settings["defaults"] = plain_json(&card.defaults);
                 settings["thresholds"] = plain_json(&card.thresholds);
-                settings["style_thresholds"] = plain_json(&card.style_thresholds);
-                settings["single_line"] = plain_json(&card.single_line);
-                settings["fuller_above"] = plain_json(&card.fuller_above);
-                settings["voices"] = plain_json(&card.voices);
-                settings["rare_degrees_below"] = plain_json(&card.rare_degrees_below);
-                settings["fill_silent_beats"] = plain_json(&card.fill_silent_beats);
                 settings["key"] = serde_json::json!(args.key.unwrap_or_default().to_string());
                 settings
             }),
@@ -731,24 +589,6 @@ fn configured_pipeline(
         None => {}
         Some(&[onset, sustain]) => pipeline.card.thresholds = [onset, sustain],
         Some(_) => anyhow::bail!("--thresholds takes two numbers: onset,sustain"),
-    }
-    if let Some(own) = args.style_thresholds.clone() {
-        pipeline.card.style_thresholds = own;
-    }
-    if let Some(lines) = args.single_line.clone() {
-        pipeline.card.single_line = lines;
-    }
-    if let Some(limits) = args.fuller_above.clone() {
-        pipeline.card.fuller_above = limits;
-    }
-    if let Some(voices) = args.voices.clone() {
-        pipeline.card.voices = voices;
-    }
-    if let Some(below) = args.rare_degrees_below.clone() {
-        pipeline.card.rare_degrees_below = below;
-    }
-    if let Some(fill) = args.fill_silent_beats.clone() {
-        pipeline.card.fill_silent_beats = fill;
     }
     if let Some(g) = args.guidance.clone() {
         pipeline.card.defaults.guidance = g;
@@ -1055,12 +895,12 @@ mod tests {
 
     #[test]
     fn settings_keep_their_f32s_as_typed() {
-        let mut fuller = BTreeMap::new();
-        fuller.insert(Style::Chorale, 4.3_f32);
-        fuller.insert(Style::Folk, 1.8_f32);
-        let json = plain_json(&fuller);
+        let mut guidance = std::collections::BTreeMap::new();
+        guidance.insert(Style::Chorale, 4.3_f32);
+        guidance.insert(Style::Folk, 1.8_f32);
+        let json = plain_json(&guidance);
         assert_eq!(json.to_string(), r#"{"chorale":4.3,"folk":1.8}"#);
         // What the plain conversion would have stored.
-        assert_ne!(serde_json::to_value(&fuller).unwrap(), json);
+        assert_ne!(serde_json::to_value(&guidance).unwrap(), json);
     }
 }

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::DeviceArgs;
-use crate::model::{AutoencoderConfig, PitchCrop, Texture, UNetConfig};
+use crate::model::{AutoencoderConfig, PitchCrop, UNetConfig};
 use crate::train::autoencoder::{self, AutoencoderRun, AutoencoderTraining};
 use crate::train::checkpoint::dir_of;
 use crate::train::decoder::{self, DecoderRun, DecoderTraining};
@@ -63,10 +63,9 @@ pub struct Common {
 pub enum Stage {
     #[command(flatten)]
     Network(Box<Network>),
-    /// Measure each style's keys and register in a corpus, and how often its music is one
-    /// voice, and store them in a model's card: generation moves the pieces the model draws in
-    /// every key alike to keys the style uses, and decodes a style that is one voice in at
-    /// least half its windows as one line (`train diffusion` does this itself).
+    /// Measure each style's keys and register in a corpus and store them in a model's card:
+    /// generation moves the pieces the model draws in every key alike to keys the style uses
+    /// (`train diffusion` does this itself).
     Keys {
         /// Training corpus: <dir>/<style>/*.mid.
         #[arg(long)]
@@ -190,18 +189,7 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
     let (windows, _) = crate::train::dataset::WindowSet::load(data, 1)?;
     let per_style = crate::train::dataset::KEY_PROFILE_WINDOWS;
     card.key_profiles = windows.key_profiles(per_style);
-    let one_voice_shares = windows.one_voice_shares(per_style);
-    let steady = windows.steady_voices(per_style);
-    card.single_line = crate::train::dataset::single_line_styles(&one_voice_shares);
-    card.voices = crate::train::dataset::fixed_voice_styles(&steady);
-    for (i, (((name, profile), one_voice), steady)) in card
-        .styles
-        .iter()
-        .zip(&card.key_profiles)
-        .zip(one_voice_shares)
-        .zip(steady)
-        .enumerate()
-    {
+    for (name, profile) in card.styles.iter().zip(&card.key_profiles) {
         match profile {
             Some(p) => {
                 let mut roots: Vec<(usize, f64)> = p.roots.iter().copied().enumerate().collect();
@@ -213,39 +201,12 @@ fn store_key_profiles(data: &std::path::Path, model: &std::path::Path) -> anyhow
                         format!("{} {:.0} %", crate::roll::KEY_NAMES[r], share * 100.0)
                     })
                     .collect();
-                let style = crate::roll::Style::from_index(i);
-                let decoding = card.decoding_for(style);
-                let mut texture = match decoding.texture {
-                    Texture::OneLine => ", decoded as one line".to_string(),
-                    Texture::Voices(n) => format!(", decoded in {n} voices"),
-                    Texture::Free => String::new(),
-                };
-                if let (false, Some(n)) = (texture.is_empty(), decoding.fuller_above) {
-                    texture.push_str(&format!(" (fuller above {n} at once)"));
-                }
-                if let Some(&below) = style.and_then(|s| card.rare_degrees_below.get(&s)) {
-                    let rare: Vec<&str> = p
-                        .rare_degrees(f64::from(below))
-                        .into_iter()
-                        .map(|d| crate::roll::DEGREE_NAMES[d])
-                        .collect();
-                    if !rare.is_empty() {
-                        texture.push_str(&format!(
-                            "; degrees {} (under {} % of its sound) moved to a neighbour",
-                            rare.join(" "),
-                            below * 100.0
-                        ));
-                    }
-                }
-                let (notes, share) = steady.unwrap_or((0, 0.0));
                 println!(
-                    "{name:10} {} windows; mean pitch {:.1} (sd {:.1}); keys {}; one voice in {:.0} % of windows; {notes} at once in {:.0} % of sounding steps{texture}",
+                    "{name:10} {} windows; mean pitch {:.1} (sd {:.1}); keys {}",
                     p.windows,
                     p.pitch_mean,
                     p.pitch_sd,
                     common.join(", "),
-                    one_voice.unwrap_or(0.0) * 100.0,
-                    share * 100.0,
                 );
             }
             None => println!("{name:10} no windows"),

@@ -18,7 +18,7 @@ pub use edit::{EditStep, MAX_BARS, MAX_SCORE_STEPS, OnEditStep, extension_window
 use super::sampler::{self, Restart, SampleOptions, SamplerKind};
 use super::store::{AUTOENCODER_FILE, ModelCard, ModelError, UNET_FILE, load_weights};
 use super::validity::{self, Refine};
-use super::{Autoencoder, Decoding, Guidance, Schedule, UNet, logits_to_rolls};
+use super::{Autoencoder, Guidance, Schedule, UNet, logits_to_rolls};
 use crate::roll::{
     KEY_NAMES, PITCHES, Roll, SHIFTS, Style, Validity, WINDOW_STEPS, parse_key, splice,
 };
@@ -262,26 +262,19 @@ impl Pipeline {
         self.card.autoencoder.latent_shape(PITCHES, WINDOW_STEPS)
     }
 
-    /// Decodes scaled latents into repaired rolls, each as its style is decoded (`styles`:
-    /// one per sample, or one for all; `None` for no style) as the card decodes it.
-    pub fn decode(&self, z: Tensor<4>, styles: &[Option<Style>]) -> Vec<(Roll, Validity)> {
+    /// Decodes scaled latents into repaired rolls at the card's thresholds and mending.
+    pub fn decode(&self, z: Tensor<4>) -> Vec<(Roll, Validity)> {
         let z = self.card.latent_norm().denormalize(z);
-        let decoding: Vec<Decoding> = styles.iter().map(|&s| self.card.decoding_for(s)).collect();
         logits_to_rolls(
             self.autoencoder.decode_logits(z),
-            &decoding,
+            self.card.thresholds,
             self.card.mending,
         )
     }
 
     /// [`Pipeline::decode`], with the decoder's probabilities before any threshold.
-    pub fn decode_with_fog(
-        &self,
-        z: Tensor<4>,
-        styles: &[Option<Style>],
-    ) -> (Vec<(Roll, Validity)>, Vec<Fog>) {
+    pub fn decode_with_fog(&self, z: Tensor<4>) -> (Vec<(Roll, Validity)>, Vec<Fog>) {
         let z = self.card.latent_norm().denormalize(z);
-        let decoding: Vec<Decoding> = styles.iter().map(|&s| self.card.decoding_for(s)).collect();
         let logits = self.autoencoder.decode_logits(z);
         let [b, _, p, t] = logits.dims();
         let values: Vec<f32> = logits
@@ -295,12 +288,10 @@ impl Pipeline {
             .filter_map(|i| values.get(i * per..(i + 1) * per))
             .map(|planes| Fog::from_logits(planes, t))
             .collect();
-        (logits_to_rolls(logits, &decoding, self.card.mending), fog)
-    }
-
-    /// The decoding thresholds of each of `styles`.
-    fn thresholds(&self, styles: impl Iterator<Item = Option<Style>>) -> Vec<[f32; 2]> {
-        styles.map(|s| self.card.thresholds_for(s)).collect()
+        (
+            logits_to_rolls(logits, self.card.thresholds, self.card.mending),
+            fog,
+        )
     }
 
     /// Picks each sample's style: the requested one, or drawn by the training proportions.
@@ -420,8 +411,7 @@ impl Pipeline {
             .collect();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let estimate = self.clean_estimate(z0, &vec![t; rolls.len()], &labels, &mut rng)?;
-        let styles: Vec<Option<Style>> = rolls.iter().map(|r| r.style).collect();
-        Ok(self.decode(estimate, &styles))
+        Ok(self.decode(estimate))
     }
 
     /// The UNet's one-step estimate of clean (normalised) latents `z0`, each noised to its
@@ -531,14 +521,6 @@ impl Pipeline {
                 .map(Some)
                 .collect(),
         };
-        let thresholds = self.thresholds(labelled.iter().copied());
-        let fill_silent_beats: Vec<f32> = labelled
-            .iter()
-            .map(|s| {
-                s.and_then(|s| self.card.fill_silent_beats.get(&s).copied())
-                    .unwrap_or(0.0)
-            })
-            .collect();
         // Each sample's key draw comes from a stream of its own, so the music sampled for a
         // seed does not depend on the key asked for, and every step's preview is moved the way
         // the finished piece will be once the preview settles.
@@ -560,12 +542,6 @@ impl Pipeline {
                     let Some(style) = *style else { continue };
                     *shift = self.key_shift(roll, style, request.key, draw);
                     *roll = roll.transposed(*shift);
-                    if let (Some(below), Some(profile)) = (
-                        self.card.rare_degrees_below.get(&style),
-                        self.card.key_profile(style),
-                    ) {
-                        roll.move_rare_degrees(profile, f64::from(*below));
-                    }
                 }
             }
             shifts
@@ -628,7 +604,7 @@ impl Pipeline {
         let mut noise = |shape: [usize; 4]| normal(&mut rng, shape, &self.device);
         let mut report = |info: sampler::StepInfo<'_>| {
             if let Some(cb) = on_step.as_mut() {
-                let (decoded, fog) = self.decode_with_fog(info.x0.clone(), &labelled);
+                let (decoded, fog) = self.decode_with_fog(info.x0.clone());
                 let mut preview: Vec<Roll> = decoded.into_iter().map(|(r, _)| r).collect();
                 let shifts = move_to_key(&mut preview);
                 let fog: Vec<Fog> = fog
@@ -666,10 +642,7 @@ impl Pipeline {
                 &self.autoencoder,
                 &self.card.latent_norm(),
                 z,
-                validity::Targets {
-                    thresholds: &thresholds,
-                    fill_silent_beats: &fill_silent_beats,
-                },
+                self.card.thresholds,
                 r,
                 kept.as_ref(),
                 cancel,
@@ -678,7 +651,7 @@ impl Pipeline {
             None => z,
         };
         let (mut rolls, repaired): (Vec<Roll>, Vec<Validity>) =
-            self.decode(z.clone(), &labelled).into_iter().unzip();
+            self.decode(z.clone()).into_iter().unzip();
         move_to_key(&mut rolls);
         for (roll, style) in rolls.iter_mut().zip(&labelled) {
             roll.style = *style;

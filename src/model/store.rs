@@ -1,7 +1,6 @@
 //! Model folders: `model.json` (the card: configs, latent scale, style weights, defaults,
 //! training record, evaluation) beside `autoencoder.bpk` and `unet.bpk` (burnpack weights).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -9,7 +8,7 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{AutoencoderConfig, Decoding, Guidance, LatentNorm, SamplerKind, Texture, UNetConfig};
+use super::{AutoencoderConfig, Guidance, LatentNorm, SamplerKind, UNetConfig};
 use crate::fsutil::atomic_write;
 use crate::roll::{KeyProfile, Mending, PITCHES, Style, WINDOW_STEPS};
 
@@ -98,8 +97,12 @@ impl Default for Defaults {
     }
 }
 
-/// Everything about a model that is not weights. Unknown fields are kept out; free-form
-/// training and evaluation records are JSON values so they can grow without a format change.
+/// Everything about a model that is not weights. Unknown fields are read and dropped, so a
+/// card saved by an earlier diffroll still loads: those saved before 2026-12-06 carry per-style
+/// decoding rules (`style_thresholds`, `single_line`, `voices`, `fuller_above`,
+/// `rare_degrees_below`, `fill_silent_beats`) that measurements showed to move the music
+/// further from real music, and every style now decodes at `thresholds`. Free-form training
+/// and evaluation records are JSON values so they can grow without a format change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelCard {
     pub version: u32,
@@ -118,47 +121,6 @@ pub struct ModelCard {
     /// for the best F1 (0 is probability ½).
     #[serde(default)]
     pub thresholds: [f32; 2],
-    /// A style's own thresholds where the shared ones decode it worse than they could (chosen
-    /// with `eval --style-thresholds`): `thresholds` are tuned for reconstruction F1 over all
-    /// styles at once, while what the UNet draws is decoded best a little differently per
-    /// style (chorales lose held voices at the shared sustain threshold; folk gains a voice
-    /// too many). Styles not named use `thresholds`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub style_thresholds: BTreeMap<Style, [f32; 2]>,
-    /// Styles decoded as one melodic line ([`crate::model::keep_single_line`]): their music
-    /// is one voice, and the UNet's hedged second candidates are dropped rather than played.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub single_line: BTreeSet<Style>,
-    /// Per style, the notes sounding at once on average ([`crate::roll::Roll::polyphony`])
-    /// above which a piece, as the thresholds alone decode it, gets a fuller texture than its
-    /// style's `single_line` or `voices` ([`crate::model::Texture::fuller`]; chosen with `eval
-    /// --fuller-above`): some of a one-line style's music is accompanied (folk: a quarter of
-    /// the corpus's training windows sound two notes at once somewhere) and some chorales
-    /// have a fifth part, and a piece the UNet drew so sounds more notes at once than one it
-    /// only hedged in.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fuller_above: BTreeMap<Style, f32>,
-    /// Styles written in a fixed number of voices, with that number, decoded as that many
-    /// voices sounding throughout ([`crate::model::keep_voices`]): a voice the UNet lets fade
-    /// before it moves on is held, and candidates struck beside the voices are dropped.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub voices: BTreeMap<Style, usize>,
-    /// Per style, the share of its sounding time (its key profile's `degrees`) under which a
-    /// scale degree is foreign to it: a generated note on one moves a semitone to the
-    /// neighbour the style sounds more ([`crate::roll::Roll::move_rare_degrees`]; chosen with
-    /// `eval --rare-degrees-below`). The UNet strays off the key more often than the music it
-    /// learned from (folk: 9 % of its notes off the diatonic scale, against 1 % in the
-    /// corpus). Styles not named (chorales, whose chromatic notes are part of their harmony)
-    /// keep every note.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub rare_degrees_below: BTreeMap<Style, f32>,
-    /// Per style, the weight of the beats its decoding leaves silent in validity refinement
-    /// ([`crate::model::validity::soft_silent_beats`]; chosen with `eval --fill-silent-beats`):
-    /// the UNet leaves whole beats of some styles silent where their music hardly rests (folk:
-    /// 5 % of its beats against 0.2 % in the corpus), and refinement then draws the note most
-    /// nearly drawn there. Styles not named keep their silences.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fill_silent_beats: BTreeMap<Style, f32>,
     /// How decoded rolls are mended (`drop_blips`, `join_gap`, `trim_early`, `legato_gap`,
     /// `merge_doubled_onsets`, stored beside the other fields; older cards lack some and get
     /// none of that mending).
@@ -183,86 +145,18 @@ pub struct ModelCard {
     pub eval: serde_json::Value,
 }
 
-/// Why a per-style card setting is refused: `why` for the first style whose value `ok`
-/// turns down.
-fn first_refused<T>(
-    values: &BTreeMap<Style, T>,
-    ok: fn(&T) -> bool,
-    why: impl Fn(Style, &T) -> String,
-) -> Result<(), String> {
-    match values.iter().find(|&(_, v)| !ok(v)) {
-        Some((&style, v)) => Err(why(style, v)),
-        None => Ok(()),
-    }
-}
-
 impl ModelCard {
-    /// The decoding thresholds (onset, sustain) for a piece of `style` (`None`: no style).
-    pub fn thresholds_for(&self, style: Option<Style>) -> [f32; 2] {
-        style
-            .and_then(|s| self.style_thresholds.get(&s).copied())
-            .unwrap_or(self.thresholds)
-    }
-
     /// Takes `other`'s sampling and decoding settings (what `eval --save-to-card` chooses),
     /// leaving this card's weights' description, training record and figures as they are.
     pub fn take_settings(&mut self, other: ModelCard) {
         self.defaults = other.defaults;
         self.thresholds = other.thresholds;
-        self.style_thresholds = other.style_thresholds;
-        self.single_line = other.single_line;
-        self.fuller_above = other.fuller_above;
-        self.voices = other.voices;
-        self.rare_degrees_below = other.rare_degrees_below;
-        self.fill_silent_beats = other.fill_silent_beats;
         self.mending = other.mending;
-    }
-
-    /// How a piece of `style` is decoded (`None`: no style).
-    pub fn decoding_for(&self, style: Option<Style>) -> Decoding {
-        Decoding {
-            thresholds: self.thresholds_for(style),
-            texture: self.texture_for(style),
-            fuller_above: style.and_then(|s| self.fuller_above.get(&s).copied()),
-        }
-    }
-
-    /// How a piece of `style` is laid out between voices when decoded (`None`: no style).
-    pub fn texture_for(&self, style: Option<Style>) -> Texture {
-        match style {
-            Some(s) if self.single_line.contains(&s) => Texture::OneLine,
-            Some(s) => self
-                .voices
-                .get(&s)
-                .map_or(Texture::Free, |&n| Texture::Voices(n)),
-            None => Texture::Free,
-        }
     }
 
     /// The key profile of `style`, if the card has one.
     pub fn key_profile(&self, style: Style) -> Option<&KeyProfile> {
         self.key_profiles.get(style.index())?.as_ref()
-    }
-
-    /// A style's `voices` the card accepts (one voice is `single_line`); `eval --voices` refuses
-    /// by the same rule.
-    pub fn voices_ok(n: &usize) -> bool {
-        *n >= 2
-    }
-
-    /// A style's `fuller_above` the card accepts: a number of notes at once, from 1.
-    pub fn fuller_above_ok(n: &f32) -> bool {
-        n.is_finite() && *n >= 1.0
-    }
-
-    /// A style's `rare_degrees_below` the card accepts: a share of its sounding time below 1.
-    pub fn rare_share_ok(b: &f32) -> bool {
-        b.is_finite() && (0.0..1.0).contains(b)
-    }
-
-    /// A style's `fill_silent_beats` the card accepts: a weight from 0.
-    pub fn fill_weight_ok(w: &f32) -> bool {
-        w.is_finite() && *w >= 0.0
     }
 
     /// Why the card describes no model diffroll can build and run, if it does not.
@@ -278,24 +172,6 @@ impl ModelCard {
             }
             unet.check(side)?;
         }
-        first_refused(&self.voices, Self::voices_ok, |style, n| {
-            format!("voices for {style}: {n}; give at least 2 (one voice is `single_line`)")
-        })?;
-        first_refused(&self.fuller_above, Self::fuller_above_ok, |style, n| {
-            format!("fuller_above for {style}: {n}; give a number of notes from 1")
-        })?;
-        first_refused(
-            &self.rare_degrees_below,
-            Self::rare_share_ok,
-            |style, below| {
-                format!(
-                    "rare_degrees_below for {style}: {below}; give a share of its sounding time from 0 to 1"
-                )
-            },
-        )?;
-        first_refused(&self.fill_silent_beats, Self::fill_weight_ok, |style, w| {
-            format!("fill_silent_beats for {style}: {w}; give a weight from 0 (0: keep silences)")
-        })?;
         if self.defaults.steps == 0 {
             return Err("default sampler steps 0: give at least 1".to_string());
         }
@@ -312,12 +188,6 @@ impl ModelCard {
             latent_scale: 1.0,
             latent_norm: None,
             thresholds: [0.0, 0.0],
-            style_thresholds: BTreeMap::new(),
-            single_line: BTreeSet::new(),
-            fuller_above: BTreeMap::new(),
-            voices: BTreeMap::new(),
-            rare_degrees_below: BTreeMap::new(),
-            fill_silent_beats: BTreeMap::new(),
             mending: Mending::default(),
             styles: Style::ALL.iter().map(|s| s.name().to_string()).collect(),
             style_weights: vec![1.0 / Style::ALL.len() as f32; Style::ALL.len()],

@@ -1,11 +1,10 @@
 //! Validity of what the decoder draws, as something gradients can follow: the soft count of
-//! sustain runs that start without an onset (orphans) and of beats where nothing sounds, and
-//! the refinement that nudges a sampled latent until its decoding has no orphans (and, for
-//! styles that hardly rest, no silent beats), staying close to what the sampler chose.
+//! sustain runs that start without an onset (orphans), and the refinement that nudges a
+//! sampled latent until its decoding has none, staying close to what the sampler chose.
 
 use burn::optim::{AdamConfig, Optimizer};
+use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
-use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,15 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::Autoencoder;
 use super::latent::LatentNorm;
 use super::sampler::Cancelled;
-use crate::roll::STEPS_PER_BEAT;
 
 /// Per cell [B, 1, P, T]: how much a sustain run starts there without an onset, from decoder
-/// logits decoded at `thresholds` ((onset, sustain) for each sample, or one pair for all),
-/// softened by `temperature` (1: the logits as they are). A run starts where a step sounds and
-/// the one before it does not; silence before the window.
+/// logits decoded at `thresholds` (onset, sustain), softened by `temperature` (1: the logits
+/// as they are). A run starts where a step sounds and the one before it does not; silence
+/// before the window.
 pub fn soft_orphan_starts(
     logits: Tensor<4>,
-    thresholds: &[[f32; 2]],
+    thresholds: [f32; 2],
     temperature: f32,
 ) -> (Tensor<4>, Tensor<4>) {
     let [b, _, p, t] = logits.dims();
@@ -40,53 +38,25 @@ pub fn soft_orphan_starts(
     (orphans, starts)
 }
 
-/// One value per sample, `value(i)` for sample `i` of `b`, as a [B] tensor.
-fn per_sample(b: usize, value: impl Fn(usize) -> f32, device: &burn::tensor::Device) -> Tensor<1> {
-    Tensor::from_data(TensorData::new((0..b).map(value).collect(), [b]), device)
-}
-
-/// Per cell [B, 1, P, T]: the probability that decoding at `thresholds` (one pair for each
-/// sample, or one for all) draws `plane` (0 onset, 1 sustain) there, logits softened by
-/// `temperature`.
+/// Per cell [B, 1, P, T]: the probability that decoding at `thresholds` draws `plane` (0
+/// onset, 1 sustain) there, logits softened by `temperature`.
 fn soft_plane(
     logits: &Tensor<4>,
-    thresholds: &[[f32; 2]],
+    thresholds: [f32; 2],
     plane: usize,
     temperature: f32,
 ) -> Tensor<4> {
-    let b = logits.dims()[0];
-    let threshold = per_sample(
-        b,
-        |i| super::one_of(thresholds, b, i)[plane],
-        &logits.device(),
-    );
-    let shifted = logits.clone().narrow(1, plane, 1) - threshold.reshape([b, 1, 1, 1]);
+    let shifted = logits
+        .clone()
+        .narrow(1, plane, 1)
+        .sub_scalar(thresholds[plane]);
     sigmoid(shifted.div_scalar(temperature))
-}
-
-/// Per beat [B, beats]: how silent each beat of the decoding is, from the sustain logits
-/// decoded at `thresholds` as in [`soft_orphan_starts`]: 1 less the loudest step's loudest
-/// pitch, so a beat's gradient goes to the note most nearly drawn there.
-pub fn soft_silent_beats(
-    logits: Tensor<4>,
-    thresholds: &[[f32; 2]],
-    temperature: f32,
-) -> Tensor<2> {
-    let [b, _, _, t] = logits.dims();
-    let sounding = soft_plane(&logits, thresholds, 1, temperature).max_dim(2);
-    let beats = t / STEPS_PER_BEAT;
-    let loudest = sounding
-        .narrow(3, 0, beats * STEPS_PER_BEAT)
-        .reshape([b, beats, STEPS_PER_BEAT])
-        .max_dim(2)
-        .reshape([b, beats]);
-    loudest.neg().add_scalar(1.0)
 }
 
 /// The soft share of sustain runs that begin without an onset: a differentiable stand-in for
 /// the orphan rate decoding counts.
 pub fn soft_orphan_rate(logits: Tensor<4>, thresholds: [f32; 2]) -> Tensor<1> {
-    let (orphans, starts) = soft_orphan_starts(logits, &[thresholds], 1.0);
+    let (orphans, starts) = soft_orphan_starts(logits, thresholds, 1.0);
     orphans.sum() / starts.sum().add_scalar(1e-3)
 }
 
@@ -156,25 +126,16 @@ impl std::str::FromStr for Refine {
     }
 }
 
-/// What refinement scores each sample's decoding against: the decoding thresholds its orphans
-/// are counted at (see [`soft_orphan_starts`]) and the weight of the beats it leaves silent
-/// (see [`soft_silent_beats`]; 0 leaves them). Each holds one entry per sample, or one for all.
-#[derive(Debug, Clone, Copy)]
-pub struct Targets<'a> {
-    pub thresholds: &'a [[f32; 2]],
-    pub fill_silent_beats: &'a [f32],
-}
-
-/// `z` (scaled latents [B, C, H, W]) refined as `refine` says (see [`Refine`]) toward
-/// `targets`; where `kept` (same shape) is 1 the latent stays exactly as it is: the bars an
-/// inpainting keeps. A sample whose decoding still has a note without an onset after the
-/// planned passes gets up to as many again, alone: the others stay as the planned passes left
-/// them. `cancel` is checked before every pass.
+/// `z` (scaled latents [B, C, H, W]) refined as `refine` says (see [`Refine`]), its orphans
+/// counted at decoding `thresholds` (onset, sustain); where `kept` (same shape) is 1 the
+/// latent stays exactly as it is: the bars an inpainting keeps. A sample whose decoding still
+/// has a note without an onset after the planned passes gets up to as many again, alone: the
+/// others stay as the planned passes left them. `cancel` is checked before every pass.
 pub fn refine(
     decoder: &Autoencoder,
     norm: &LatentNorm,
     z: Tensor<4>,
-    targets: Targets<'_>,
+    thresholds: [f32; 2],
     refine: Refine,
     kept: Option<&Tensor<4>>,
     cancel: Option<&AtomicBool>,
@@ -183,7 +144,7 @@ pub fn refine(
         decoder,
         norm,
         z,
-        targets,
+        thresholds,
         refine,
         refine.steps,
         kept,
@@ -197,10 +158,7 @@ fn refine_passes(
     decoder: &Autoencoder,
     norm: &LatentNorm,
     z: Tensor<4>,
-    Targets {
-        thresholds,
-        fill_silent_beats,
-    }: Targets<'_>,
+    thresholds: [f32; 2],
     refine: Refine,
     extra: usize,
     kept: Option<&Tensor<4>>,
@@ -210,11 +168,6 @@ fn refine_passes(
     let mut moments = None;
     // Where the latent may move: everywhere but the kept columns.
     let free = kept.map(|k| k.clone().neg().add_scalar(1.0));
-    // Per sample [B, 1]; none where no sample fills its silent beats.
-    let b = z.dims()[0];
-    let fill = fill_silent_beats.iter().any(|&w| w > 0.0).then(|| {
-        per_sample(b, |i| super::one_of(fill_silent_beats, b, i), &z.device()).reshape([b, 1])
-    });
     let anchor = z.clone();
     let mut x = z;
     for pass in 0..refine.steps + extra {
@@ -233,13 +186,8 @@ fn refine_passes(
             }
             Some(left)
         };
-        let (orphans, _) = soft_orphan_starts(logits.clone(), thresholds, refine.temperature);
-        let mut loss = orphans.sum();
-        if let Some(fill) = &fill {
-            let silent = soft_silent_beats(logits, thresholds, refine.temperature);
-            loss = loss + (silent * fill.clone()).sum();
-        }
-        let grads = loss.backward();
+        let (orphans, _) = soft_orphan_starts(logits, thresholds, refine.temperature);
+        let grads = orphans.sum().backward();
         let Some(mut g) = leaf.grad(&grads) else {
             // Nothing depends on the latent (a decoder without weights?): leave it.
             break;
@@ -262,7 +210,7 @@ fn refine_passes(
 
 /// Per sample [B, 1, 1, 1]: whether decoding `logits` at `thresholds` draws a sound run that
 /// starts without an onset (what the orphan rate counts).
-fn has_orphans(logits: Tensor<4>, thresholds: &[[f32; 2]]) -> Tensor<4, burn::tensor::Bool> {
+fn has_orphans(logits: Tensor<4>, thresholds: [f32; 2]) -> Tensor<4, burn::tensor::Bool> {
     // A vanishing temperature turns the soft count into the hard one.
     let (orphans, _) = soft_orphan_starts(logits, thresholds, 1e-6);
     orphans.sum_dim(3).sum_dim(2).sum_dim(1).greater_elem(0.5)
@@ -302,44 +250,29 @@ mod tests {
     }
 
     #[test]
-    fn each_sample_is_counted_at_its_own_thresholds() {
+    fn the_sustain_threshold_decides_which_runs_are_heard() {
         let (x, o) = (true, false);
         // Onset logits +20/-20, sustain logits 1 where flagged: a sustain threshold of 0
         // hears the second run (an orphan), one of 2 does not.
-        let one = |onset: &[bool], sustain: &[bool]| {
-            let data: Vec<f32> = onset
-                .iter()
-                .map(|&f| if f { 20.0 } else { -20.0 })
-                .chain(sustain.iter().map(|&f| if f { 1.0 } else { -20.0 }))
-                .collect();
-            let t = onset.len();
-            Tensor::<4>::from_data(TensorData::new(data, [1, 2, 1, t]), &Device::flex())
-        };
-        let sample = one(&[x, o, o, o, o], &[x, x, o, x, x]);
-        let batch = Tensor::cat(vec![sample.clone(), sample.clone()], 0);
-        let each = |thresholds: &[[f32; 2]]| {
-            soft_orphan_starts(batch.clone(), thresholds, 1e-3)
+        let data: Vec<f32> = [x, o, o, o, o]
+            .iter()
+            .map(|&f| if f { 20.0 } else { -20.0 })
+            .chain([x, x, o, x, x].iter().map(|&f| if f { 1.0 } else { -20.0 }))
+            .collect();
+        let logits = Tensor::<4>::from_data(TensorData::new(data, [1, 2, 1, 5]), &Device::flex());
+        let count = |thresholds| {
+            soft_orphan_starts(logits.clone(), thresholds, 1e-3)
                 .0
-                .sum_dim(3)
-                .sum_dim(2)
-                .sum_dim(1)
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap()
+                .sum()
+                .into_scalar::<f32>()
         };
-        let counts = each(&[[0.0, 0.0], [0.0, 2.0]]);
-        assert!(
-            (counts[0] - 1.0).abs() < 1e-3 && counts[1] < 1e-3,
-            "{counts:?}"
-        );
-        // One pair applies to every sample.
-        let shared = each(&[[0.0, 2.0]]);
-        assert!(shared.iter().all(|&c| c < 1e-3), "{shared:?}");
+        assert!((count([0.0, 0.0]) - 1.0).abs() < 1e-3);
+        assert!(count([0.0, 2.0]) < 1e-3);
     }
 
     fn soft_count(decoder: &Autoencoder, norm: &LatentNorm, z: Tensor<4>) -> f32 {
         let logits = decoder.decode_logits(norm.denormalize(z));
-        soft_orphan_starts(logits, &[[0.0, 0.0]], 1.0)
+        soft_orphan_starts(logits, [0.0, 0.0], 1.0)
             .0
             .sum()
             .into_scalar::<f32>()
@@ -368,19 +301,7 @@ mod tests {
             keep: 0.0,
             temperature: 1.0,
         };
-        let refined = refine(
-            &decoder,
-            &norm,
-            z.clone(),
-            Targets {
-                thresholds: &[[0.0, 0.0]],
-                fill_silent_beats: &[0.0],
-            },
-            free,
-            None,
-            None,
-        )
-        .unwrap();
+        let refined = refine(&decoder, &norm, z.clone(), [0.0, 0.0], free, None, None).unwrap();
         assert!(!refined.is_autodiff(), "the result leaves no graph behind");
         let after = soft_count(&decoder, &norm, refined.clone());
         assert!(after < 0.95 * before, "{before} -> {after}");
@@ -391,10 +312,7 @@ mod tests {
             &decoder,
             &norm,
             z.clone(),
-            Targets {
-                thresholds: &[[0.0, 0.0]],
-                fill_silent_beats: &[0.0],
-            },
+            [0.0, 0.0],
             Refine { keep: 1e6, ..free },
             None,
             None,
@@ -426,7 +344,7 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         let (quiet, loud) = (loudest[0].max(loudest[1]), loudest[2].min(loudest[3]));
-        let thresholds = &[[100.0, (quiet + loud) / 2.0]];
+        let thresholds = [100.0, (quiet + loud) / 2.0];
         let r = Refine {
             steps: 1,
             rate: 0.2,
@@ -434,20 +352,7 @@ mod tests {
             temperature: 1.0,
         };
         let run = |extra| {
-            refine_passes(
-                &decoder,
-                &norm,
-                z.clone(),
-                Targets {
-                    thresholds,
-                    fill_silent_beats: &[0.0],
-                },
-                r,
-                extra,
-                None,
-                None,
-            )
-            .unwrap()
+            refine_passes(&decoder, &norm, z.clone(), thresholds, r, extra, None, None).unwrap()
         };
         let (planned, more) = (run(0), run(10));
         let left = |x: Tensor<4>| {
@@ -487,72 +392,6 @@ mod tests {
                 .into_scalar::<f32>()
         };
         assert!(count(more) < count(planned));
-    }
-
-    #[test]
-    fn a_beat_is_as_silent_as_its_loudest_step() {
-        let (x, o) = (true, false);
-        // Three beats: sound in the first step of the first, none in the second, the last
-        // step of the third.
-        let mut sustain = [o; 12];
-        sustain[0] = x;
-        sustain[11] = x;
-        let silent = soft_silent_beats(logits(&[o; 12], &sustain), &[[0.0, 0.0]], 1.0)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let want = [0.0, 1.0, 0.0];
-        assert!(
-            silent.iter().zip(want).all(|(s, w)| (s - w).abs() < 1e-3),
-            "{silent:?}"
-        );
-    }
-
-    #[test]
-    fn refinement_fills_silent_beats_where_asked_to() {
-        let (decoder, norm, z) = untrained(2, 7);
-        let logits = decoder.decode_logits(norm.denormalize(z.clone()));
-        // A sustain threshold that leaves about half the beats silent: the median of the
-        // beats' loudest logits.
-        let [b, _, _, t] = logits.dims();
-        let mut loudest = logits
-            .narrow(1, 1, 1)
-            .max_dim(2)
-            .reshape([b * t / STEPS_PER_BEAT, STEPS_PER_BEAT])
-            .max_dim(1)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        loudest.sort_by(f32::total_cmp);
-        let thresholds = &[[0.0, loudest[loudest.len() / 2]]];
-        let r = Refine {
-            steps: 20,
-            rate: 0.2,
-            keep: 0.0,
-            temperature: 1.0,
-        };
-        let silent = |fill: f32| {
-            let refined = refine(
-                &decoder,
-                &norm,
-                z.clone(),
-                Targets {
-                    thresholds,
-                    fill_silent_beats: &[fill],
-                },
-                r,
-                None,
-                None,
-            )
-            .unwrap();
-            let logits = decoder.decode_logits(norm.denormalize(refined));
-            soft_silent_beats(logits, thresholds, 1e-6)
-                .sum()
-                .into_scalar::<f32>()
-        };
-        let (left, filled) = (silent(0.0), silent(5.0));
-        assert!(left > 8.0, "the test needs silent beats: {left}");
-        assert!(filled < 0.5 * left, "{left} -> {filled}");
     }
 
     #[test]

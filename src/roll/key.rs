@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Note, PITCHES, Roll};
+use super::{PITCHES, Roll};
 
 /// Pitch classes of the major scale on C. A natural minor and the church modes share the
 /// pitch classes of a major scale, so one root names the scale of all of them.
@@ -18,21 +18,35 @@ pub const KEY_NAMES: [&str; 12] = [
     "Ab / Fm", "A / F#m", "Bb / Gm", "B / G#m",
 ];
 
-/// Scale degrees by semitones above the major tonic of a diatonic scale, as a musician
-/// names them (a minor key's raised leading note is the major reading's ♯5).
-pub const DEGREE_NAMES: [&str; 12] = [
-    "1", "♭2", "2", "♭3", "3", "4", "♯4", "5", "♯5", "6", "♭7", "7",
-];
-
 /// Transpositions a key change may use: −6…+5 reaches every key once.
 pub const SHIFTS: std::ops::RangeInclusive<i32> = -6..=5;
 
 impl Roll {
-    /// The diatonic root ([`Roll::diatonic_root`]), the mean pitch of the notes (each counted
-    /// once) and the steps sounded on each pitch class, from one listing of the notes: key
-    /// moves read them for every piece at every preview step. `None` for a silent roll.
+    /// The diatonic root ([`Roll::diatonic_root`]) and the mean pitch of the notes (each
+    /// counted once), from one listing of the notes: key moves read them for every piece at
+    /// every preview step. `None` for a silent roll.
     fn key_reading(&self) -> Option<KeyReading> {
-        read_key(&self.notes())
+        let notes = self.notes();
+        if notes.is_empty() {
+            return None;
+        }
+        let mut classes = [0.0; 12];
+        for note in &notes {
+            classes[usize::from(note.pitch) % 12] += f64::from(note.end - note.start);
+        }
+        let held =
+            |root: usize| -> f64 { MAJOR_SCALE.iter().map(|d| classes[(root + d) % 12]).sum() };
+        let mut best = 0;
+        for root in 1..12 {
+            if held(root) > held(best) {
+                best = root;
+            }
+        }
+        let mean = notes.iter().map(|n| f64::from(n.pitch)).sum::<f64>() / notes.len() as f64;
+        Some(KeyReading {
+            root: best as u8,
+            mean,
+        })
     }
 
     /// The major-scale root (0 = C … 11 = B) whose diatonic scale holds most of the roll's
@@ -58,7 +72,9 @@ impl Roll {
 }
 
 /// Where a style's music sits: the share of its windows in each diatonic scale (by major root)
-/// and the spread of their mean pitch.
+/// and the spread of their mean pitch. Profiles saved before 2026-12-06 also hold `degrees`
+/// (the share of the style's sound on each scale degree), read and dropped: nothing moves notes
+/// by them any more.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyProfile {
     /// Share of windows per major root, C first.
@@ -67,57 +83,23 @@ pub struct KeyProfile {
     pub pitch_sd: f64,
     /// Windows measured.
     pub windows: usize,
-    /// Share of the sounding steps on each pitch class counted up from the window's diatonic
-    /// root (0: the tonic of its major reading): which notes the style's music leaves out of
-    /// its keys. Profiles measured before this was kept have none (all zero).
-    #[serde(default)]
-    pub degrees: [f64; 12],
-}
-
-/// [`Roll::key_reading`] of a roll's notes.
-fn read_key(notes: &[Note]) -> Option<KeyReading> {
-    if notes.is_empty() {
-        return None;
-    }
-    let mut classes = [0.0; 12];
-    for note in notes {
-        classes[usize::from(note.pitch) % 12] += f64::from(note.end - note.start);
-    }
-    let held = |root: usize| -> f64 { MAJOR_SCALE.iter().map(|d| classes[(root + d) % 12]).sum() };
-    let mut best = 0;
-    for root in 1..12 {
-        if held(root) > held(best) {
-            best = root;
-        }
-    }
-    let mean = notes.iter().map(|n| f64::from(n.pitch)).sum::<f64>() / notes.len() as f64;
-    Some(KeyReading {
-        root: best as u8,
-        mean,
-        classes,
-    })
 }
 
 /// What [`Roll::key_reading`] reads.
 struct KeyReading {
     root: u8,
     mean: f64,
-    classes: [f64; 12],
 }
 
 impl KeyProfile {
     /// The profile of `rolls`; `None` if none of them has a note.
     pub fn measure<'a>(rolls: impl IntoIterator<Item = &'a Roll>) -> Option<KeyProfile> {
         let mut roots = [0.0; 12];
-        let mut degrees = [0.0; 12];
         let mut means = Vec::new();
         for roll in rolls {
             if let Some(k) = roll.key_reading() {
                 roots[usize::from(k.root)] += 1.0;
                 means.push(k.mean);
-                for (class, steps) in k.classes.iter().enumerate() {
-                    degrees[(class + 12 - usize::from(k.root)) % 12] += steps;
-                }
             }
         }
         let n = means.len();
@@ -125,8 +107,6 @@ impl KeyProfile {
             return None;
         }
         roots.iter_mut().for_each(|r| *r /= n as f64);
-        let sounded: f64 = degrees.iter().sum();
-        degrees.iter_mut().for_each(|d| *d /= sounded);
         let pitch_mean = means.iter().sum::<f64>() / n as f64;
         let var = means.iter().map(|m| (m - pitch_mean).powi(2)).sum::<f64>() / n as f64;
         Some(KeyProfile {
@@ -135,7 +115,6 @@ impl KeyProfile {
             // One window (a fine-tune of one short file) has no spread: allow a few semitones.
             pitch_sd: var.sqrt().max(2.0),
             windows: n,
-            degrees,
         })
     }
 
@@ -158,76 +137,6 @@ impl KeyProfile {
                 self.roots[key] * (-0.5 * z * z).exp()
             })
             .collect()
-    }
-}
-
-impl KeyProfile {
-    /// Whether the profile says which scale degrees the style uses (profiles measured before
-    /// it was kept do not).
-    pub fn has_degrees(&self) -> bool {
-        self.degrees.iter().sum::<f64>() > 0.0
-    }
-
-    /// The scale degrees the style sounds less than `below` of its time (none without the
-    /// profile's degrees).
-    pub fn rare_degrees(&self, below: f64) -> Vec<usize> {
-        if !self.has_degrees() {
-            return Vec::new();
-        }
-        (0..12).filter(|&d| self.degrees[d] < below).collect()
-    }
-}
-
-impl Roll {
-    /// Moves each note on a scale degree (counted from the roll's diatonic root) that
-    /// `profile`'s music sounds less than `below` of its time a semitone, to the neighbour it
-    /// sounds more, where that pitch is free for the whole note: a folk tune's stray chromatic
-    /// note becomes the scale note beside it, while degrees the style does use (a chorale's
-    /// raised leading note) stay. Returns how many notes moved; none without the profile's
-    /// degrees.
-    pub fn move_rare_degrees(&mut self, profile: &KeyProfile, below: f64) -> usize {
-        let rare = profile.rare_degrees(below);
-        if rare.is_empty() {
-            return 0;
-        }
-        // One listing of the notes serves the key reading and the moves: the pipeline calls
-        // this for every piece at every preview step.
-        let notes = self.notes();
-        let Some(KeyReading { root, .. }) = read_key(&notes) else {
-            return 0;
-        };
-        let degree = |pitch: usize| (pitch + 12 - usize::from(root)) % 12;
-        let share = |pitch: usize| profile.degrees[degree(pitch)];
-        let mut moved = 0;
-        for note in notes {
-            let (pitch, start, end) = (
-                usize::from(note.pitch),
-                note.start as usize,
-                note.end as usize,
-            );
-            if !rare.contains(&degree(pitch)) {
-                continue;
-            }
-            let mut targets: Vec<usize> = [pitch.checked_sub(1), Some(pitch + 1)]
-                .into_iter()
-                .flatten()
-                .filter(|&q| q < PITCHES && share(q) > share(pitch))
-                .collect();
-            // The likelier neighbour first; the lower one on a tie, so the choice is fixed.
-            targets.sort_by(|&a, &b| share(b).total_cmp(&share(a)));
-            let free = |roll: &Roll, q: usize| {
-                (start..end).all(|t| !roll.sustain(q, t) && !roll.onset(q, t))
-            };
-            if let Some(q) = targets.into_iter().find(|&q| free(self, q)) {
-                let (from, to) = (pitch * self.steps, q * self.steps);
-                self.onset[from + start] = false;
-                self.onset[to + start] = true;
-                self.sustain[from + start..from + end].fill(false);
-                self.sustain[to + start..to + end].fill(true);
-                moved += 1;
-            }
-        }
-        moved
     }
 }
 
@@ -380,81 +289,5 @@ mod tests {
                 .all(|&x| x == 0.0)
         );
         assert!(KeyProfile::measure([&Roll::new(32)]).is_none());
-    }
-
-    #[test]
-    fn a_profile_knows_the_degrees_its_music_sounds() {
-        // C major, and the same tune in D: degrees count from each window's own root.
-        let c = roll(&[(60, 0, 8), (64, 8, 16), (67, 16, 24), (65, 24, 32)]);
-        let p = KeyProfile::measure([&c, &c.transposed(2)]).unwrap();
-        assert_eq!(p.degrees[0], 0.25);
-        assert_eq!(p.degrees[4], 0.25);
-        assert_eq!(p.degrees[5], 0.25);
-        assert_eq!(p.degrees[7], 0.25);
-        assert_eq!(p.rare_degrees(0.01), vec![1, 2, 3, 6, 8, 9, 10, 11]);
-        let old = KeyProfile {
-            degrees: [0.0; 12],
-            ..p.clone()
-        };
-        assert!(old.rare_degrees(0.01).is_empty());
-    }
-
-    #[test]
-    fn a_stray_note_moves_to_the_neighbour_its_style_sounds_more() {
-        // A style that sounds the scale and, now and then, the raised fifth (a minor key's
-        // leading note), never the sharp fourth.
-        let mut degrees = [0.0; 12];
-        for (d, share) in [(0, 0.2), (2, 0.1), (4, 0.15), (5, 0.1), (7, 0.2), (8, 0.05)] {
-            degrees[d] = share;
-        }
-        degrees[9] = 0.1;
-        degrees[11] = 0.1;
-        let style = KeyProfile {
-            roots: [1.0 / 12.0; 12],
-            pitch_mean: 64.0,
-            pitch_sd: 3.0,
-            windows: 1,
-            degrees,
-        };
-        // C major with an F# (♯4: rare) and a G# (♯5: used).
-        let notes = [
-            (60, 0, 8),
-            (64, 8, 16),
-            (67, 16, 24),
-            (66, 24, 28),
-            (68, 28, 32),
-            (69, 32, 40),
-            (65, 40, 48),
-        ];
-        let mut r = roll(&notes);
-        assert_eq!(r.move_rare_degrees(&style, 0.01), 1);
-        let pitches: Vec<u8> = r.notes().iter().map(|n| n.pitch).collect();
-        // G (0.2) beats F (0.1); the G# stays, and every note keeps its place and length.
-        assert_eq!(pitches, vec![60, 64, 67, 67, 68, 69, 65]);
-        assert_eq!(r.notes()[3].start, 24);
-        assert_eq!(r.notes()[3].end, 28);
-        // Where the likelier neighbour already sounds, the other one takes it.
-        let mut held = roll(&[
-            (60, 0, 8),
-            (64, 8, 16),
-            (67, 16, 32),
-            (66, 24, 28),
-            (65, 32, 40),
-        ]);
-        assert_eq!(held.move_rare_degrees(&style, 0.01), 1);
-        assert!(held.notes().iter().any(|n| n.pitch == 65 && n.start == 24));
-        assert_eq!(held.note_count(), 5);
-        // Neither free: it stays.
-        let mut boxed = roll(&[(60, 0, 8), (65, 0, 32), (67, 0, 32), (66, 24, 28)]);
-        assert_eq!(boxed.move_rare_degrees(&style, 0.01), 0);
-        // At a lower bar nothing is rare; a profile without degrees moves nothing.
-        let mut same = roll(&notes);
-        assert_eq!(same.move_rare_degrees(&style, 0.0), 0);
-        let old = KeyProfile {
-            degrees: [0.0; 12],
-            ..style
-        };
-        assert_eq!(same.move_rare_degrees(&old, 0.5), 0);
-        assert_eq!(same, roll(&notes));
     }
 }

@@ -12,7 +12,7 @@ mod score;
 mod style;
 
 pub use compare::Counts;
-pub use key::{DEGREE_NAMES, KEY_NAMES, KeyProfile, MAJOR_SCALE, SHIFTS, parse_key, shift_to};
+pub use key::{KEY_NAMES, KeyProfile, MAJOR_SCALE, SHIFTS, parse_key, shift_to};
 pub use score::{Score, window_around};
 pub use style::{Style, UnknownStyle};
 
@@ -118,60 +118,6 @@ pub struct Mending {
     /// from the first onset): the decoder drew one onset over two steps. Real music re-strikes
     /// a pitch after a single sixteenth rarely (no chorale note in val, 1.5 % of folk notes).
     pub merge_doubled_onsets: bool,
-}
-
-/// A style whose windows are mostly one voice (at least this share of them) is decoded as one
-/// melodic line (the card's `single_line`): the corpus's folk tunes are (76 % of its training
-/// windows), its chorales, polyphony and chamber music hardly ever (0-1 %; `diffroll train
-/// keys` prints each style's share).
-pub const ONE_LINE_SHARE: f64 = 0.5;
-
-/// Whether music of which `share` is one voice ([`one_voice_share`]) is decoded as one line.
-pub fn is_one_line(share: Option<f64>) -> bool {
-    share.is_some_and(|s| s >= ONE_LINE_SHARE)
-}
-
-/// The share of `rolls` that hold notes and are one voice ([`Roll::is_one_voice`]); `None` if
-/// none holds a note.
-pub fn one_voice_share<'a>(rolls: impl IntoIterator<Item = &'a Roll>) -> Option<f64> {
-    let (mut one, mut all) = (0usize, 0usize);
-    for roll in rolls.into_iter().filter(|r| !r.is_empty()) {
-        all += 1;
-        one += usize::from(roll.is_one_voice());
-    }
-    (all > 0).then(|| one as f64 / all as f64)
-}
-
-/// A style whose sounding steps mostly sound the same number of notes, two or more (at least
-/// this share of them), is decoded in that many voices (the card's `voices`): the corpus's
-/// chorales are four-part (81 % of the sounding steps of its training windows sound
-/// exactly four notes); its polyphony, chamber music and folk have no such count (`diffroll
-/// train keys` prints each style's).
-pub const FIXED_VOICES_SHARE: f64 = 2.0 / 3.0;
-
-/// The number of notes most of the sounding steps of `rolls` sound, with its share of them;
-/// `None` if no step sounds.
-pub fn steady_voices<'a>(rolls: impl IntoIterator<Item = &'a Roll>) -> Option<(usize, f64)> {
-    let mut counts: Vec<usize> = Vec::new();
-    for n in rolls.into_iter().flat_map(Roll::sounding_per_step) {
-        if n > 0 {
-            if counts.len() <= n {
-                counts.resize(n + 1, 0);
-            }
-            counts[n] += 1;
-        }
-    }
-    let all: usize = counts.iter().sum();
-    let (n, &most) = counts.iter().enumerate().max_by_key(|&(_, c)| *c)?;
-    (all > 0).then(|| (n, most as f64 / all as f64))
-}
-
-/// The number of voices music whose steadiest count is `steady` ([`steady_voices`]) is
-/// decoded in, if it is written in a fixed number of parts.
-pub fn fixed_voices(steady: Option<(usize, f64)>) -> Option<usize> {
-    steady
-        .filter(|&(n, share)| n >= 2 && share >= FIXED_VOICES_SHARE)
-        .map(|(n, _)| n)
 }
 
 /// A stretch of sustain cells of one pitch, `start..end`, with its first onset if any.
@@ -303,16 +249,6 @@ impl Roll {
     /// polyphony; 0 for a silent roll).
     pub fn polyphony(&self) -> f64 {
         polyphony(&self.sounding_per_step())
-    }
-
-    /// Whether no two notes ever sound at once (an empty roll too).
-    pub fn is_one_voice(&self) -> bool {
-        (0..self.steps).all(|t| {
-            (0..PITCHES)
-                .filter(|&p| self.sustain(p, t))
-                .nth(1)
-                .is_none()
-        })
     }
 
     /// Number of sixteenth-note steps.
@@ -494,27 +430,6 @@ impl Roll {
             }
         }
         merged
-    }
-
-    /// Ends every note where another note starts, so that a line of notes stays one voice
-    /// after mending (legato holds a note to the next onset a step after its end even where
-    /// another note already starts at its end, as one of several voices would be).
-    pub fn end_notes_at_onsets(&mut self) {
-        for t in 0..self.steps {
-            if !(0..PITCHES).any(|p| self.onset[p * self.steps + t]) {
-                continue;
-            }
-            for p in 0..PITCHES {
-                let row = p * self.steps;
-                if self.sustain[row + t] && !self.onset[row + t] {
-                    let mut u = t;
-                    while u < self.steps && self.sustain[row + u] && !self.onset[row + u] {
-                        self.sustain[row + u] = false;
-                        u += 1;
-                    }
-                }
-            }
-        }
     }
 
     /// Holds each note to the first onset (of any pitch) that comes 1 to `max_gap` steps after
@@ -887,55 +802,6 @@ mod tests {
         let (_, eight) = held(8);
         assert_eq!(eight[3], n(40, 12, 16));
         assert_eq!(eight.last(), Some(&n(67, 16, 18)));
-    }
-
-    #[test]
-    fn a_line_of_notes_stays_one_voice_after_legato() {
-        // 66 ends as 68 begins and a step before 69: legato holds 66 over 68's start (as one
-        // of several voices would be held); a line ends 66 where 68 begins. Notes struck
-        // together (69 and 72) both sound.
-        let notes = vec![
-            n(66, 0, 2),
-            n(68, 2, 3),
-            n(69, 3, 8),
-            n(72, 3, 5),
-            n(71, 8, 10),
-        ];
-        let mut roll = Roll::from_notes(&notes, 16);
-        roll.mend(Mending {
-            legato_gap: 1,
-            ..Mending::default()
-        });
-        assert!(roll.notes().contains(&n(66, 0, 3)));
-        roll.end_notes_at_onsets();
-        assert_eq!(roll.notes(), notes);
-        assert!(roll.validity().is_valid());
-    }
-
-    #[test]
-    fn a_steady_count_of_notes_is_a_fixed_number_of_voices() {
-        // Four voices for 12 steps, two for 4, then a rest that counts for nothing.
-        let four = Roll::from_notes(
-            &[
-                n(48, 0, 16),
-                n(55, 0, 16),
-                n(64, 0, 8),
-                n(64, 8, 12),
-                n(72, 0, 12),
-            ],
-            20,
-        );
-        assert_eq!(steady_voices([&four]), Some((4, 0.75)));
-        assert_eq!(fixed_voices(steady_voices([&four])), Some(4));
-        // Mostly three at once in the two together: 16 of 32 sounding steps, under the share.
-        let three = Roll::from_notes(&[n(50, 0, 16), n(53, 0, 16), n(57, 0, 16)], 16);
-        assert_eq!(steady_voices([&four, &three]), Some((3, 0.5)));
-        assert_eq!(fixed_voices(steady_voices([&four, &three])), None);
-        // One voice throughout is a line, not parts.
-        let line = Roll::from_notes(&[n(60, 0, 4), n(62, 4, 8)], 8);
-        assert_eq!(steady_voices([&line]), Some((1, 1.0)));
-        assert_eq!(fixed_voices(steady_voices([&line])), None);
-        assert_eq!(steady_voices([&Roll::new(8)]), None);
     }
 
     #[test]

@@ -15,8 +15,8 @@ use super::checkpoint::{self, TrainState};
 use super::dataset::WindowSet;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
-    AUTOENCODER_FILE, Autoencoder, AutoencoderConfig, Decoding, ModelCard, init_seeded,
-    logits_to_rolls, normal, rolls_to_tensor, save_weights,
+    AUTOENCODER_FILE, Autoencoder, AutoencoderConfig, ModelCard, init_seeded, logits_to_rolls,
+    normal, rolls_to_tensor, save_weights,
 };
 use crate::roll::Mending;
 use crate::roll::{Counts, Roll, Style, Validity};
@@ -101,16 +101,7 @@ fn f1_of(logits: &[Tensor<4>], windows: &[Roll], thresholds: [f32; 2]) -> (f64, 
 pub fn decode_all(logits: &[Tensor<4>], thresholds: [f32; 2]) -> Vec<(Roll, Validity)> {
     logits
         .iter()
-        .flat_map(|l| {
-            logits_to_rolls(
-                l.clone(),
-                &[Decoding {
-                    thresholds,
-                    ..Decoding::default()
-                }],
-                Mending::default(),
-            )
-        })
+        .flat_map(|l| logits_to_rolls(l.clone(), thresholds, Mending::default()))
         .collect()
 }
 

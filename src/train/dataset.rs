@@ -1,7 +1,6 @@
 //! Training windows: every 8-bar window of a scanned corpus, drawn at random with its style
 //! label and a random transposition, as roll tensors.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use rand::{Rng, RngExt};
@@ -174,38 +173,6 @@ impl WindowSet {
             .collect()
     }
 
-    /// The share of each style's windows (up to `per_style` of them, evenly spread) that are
-    /// one voice, in label order (`None` where a style has none).
-    pub fn one_voice_shares(&self, per_style: usize) -> Vec<Option<f64>> {
-        self.measure_styles(per_style, |rolls| crate::roll::one_voice_share(rolls))
-    }
-
-    /// Each style's steadiest number of sounding notes and its share of the sounding steps
-    /// ([`crate::roll::steady_voices`]) in up to `per_style` of its windows, in label order.
-    pub fn steady_voices(&self, per_style: usize) -> Vec<Option<(usize, f64)>> {
-        self.measure_styles(per_style, |rolls| crate::roll::steady_voices(rolls))
-    }
-
-    /// `measure` of each style's windows (up to `per_style`, evenly spread), in label order.
-    fn measure_styles<T>(
-        &self,
-        per_style: usize,
-        measure: impl Fn(&mut dyn Iterator<Item = &Roll>) -> T,
-    ) -> Vec<T> {
-        let windows = self.fixed(per_style);
-        Style::ALL
-            .iter()
-            .map(|&style| {
-                measure(
-                    &mut windows
-                        .iter()
-                        .filter(|(_, s)| *s == style)
-                        .map(|(roll, _)| roll),
-                )
-            })
-            .collect()
-    }
-
     /// Up to `per_style` windows per style, evenly spread and untransposed: a fixed
     /// validation set.
     pub fn fixed(&self, per_style: usize) -> Vec<(Roll, Style)> {
@@ -229,27 +196,6 @@ impl WindowSet {
         }
         out
     }
-}
-
-/// The styles decoded as one line, from each style's one-voice share in label order
-/// ([`WindowSet::one_voice_shares`]).
-pub fn single_line_styles(shares: &[Option<f64>]) -> BTreeSet<Style> {
-    Style::ALL
-        .iter()
-        .zip(shares)
-        .filter(|&(_, &share)| crate::roll::is_one_line(share))
-        .map(|(&style, _)| style)
-        .collect()
-}
-
-/// The styles decoded in a fixed number of voices, with that number, from each style's
-/// steadiest count in label order ([`WindowSet::steady_voices`]).
-pub fn fixed_voice_styles(steady: &[Option<(usize, f64)>]) -> BTreeMap<Style, usize> {
-    Style::ALL
-        .iter()
-        .zip(steady)
-        .filter_map(|(&style, &steady)| Some((style, crate::roll::fixed_voices(steady)?)))
-        .collect()
 }
 
 /// Up to `most` of `items`, evenly spread over them (all of them when there are no more).

@@ -431,8 +431,6 @@ fn write_model(
 ) -> Result<(), TrainError> {
     let mut card = source.clone();
     card.thresholds = thresholds;
-    // A style's own thresholds were chosen on the old decoder's logits.
-    card.style_thresholds.clear();
     card.training["decoder"] = record;
     card.eval = serde_json::json!({});
     if run.out != run.model {

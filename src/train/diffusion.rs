@@ -13,7 +13,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::checkpoint::{self, TrainState};
-use super::dataset::{KEY_PROFILE_WINDOWS, WindowSet, fixed_voice_styles, single_line_styles};
+use super::dataset::{KEY_PROFILE_WINDOWS, WindowSet};
 use super::ema;
 use super::run::{self, Control, Outcome, Progress, Throughput, TrainError, learning_rate};
 use crate::model::{
@@ -394,17 +394,9 @@ fn write_model(
     // A resumed run keeps the model's name (a shipped model continued in a scratch folder
     // stays `base`) and the sampling and decoding settings an eval chose for it (`eval
     // --save-to-card`); its figures belong to the old weights and go.
-    match run.resume.then(|| ModelCard::load(run.out).ok()).flatten() {
-        Some(previous) => {
-            name = previous.name.clone();
-            card.take_settings(previous);
-        }
-        // A new model decodes the styles whose music is one voice as one line, and those
-        // written in a fixed number of parts in that many voices.
-        None => {
-            card.single_line = single_line_styles(&data.one_voice_shares(KEY_PROFILE_WINDOWS));
-            card.voices = fixed_voice_styles(&data.steady_voices(KEY_PROFILE_WINDOWS));
-        }
+    if let Some(previous) = run.resume.then(|| ModelCard::load(run.out).ok()).flatten() {
+        name = previous.name.clone();
+        card.take_settings(previous);
     }
     card.name = name;
     card.unet = Some(unet_config.clone());

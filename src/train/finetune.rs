@@ -250,22 +250,6 @@ pub fn finetune(run: FinetuneRun<'_>, control: Control<'_>) -> Result<Finetuned,
     let own: Vec<crate::roll::Roll> = evenly_spread(&windows, KEY_PROFILE_WINDOWS)
         .map(|&(piece, start)| window_roll(&run.intake.pieces[piece].song.notes, start as u32, 0))
         .collect();
-    // The label's texture is now the user's: one line only if their music is one voice, a
-    // fixed number of voices only if it is written in one.
-    new_card.single_line.remove(&style);
-    // When a piece is fuller than its style, and which degrees are foreign to it, were chosen
-    // for the corpus's music.
-    new_card.fuller_above.remove(&style);
-    new_card.rare_degrees_below.remove(&style);
-    // Whether the user's music rests is theirs to say: their silences stay.
-    new_card.fill_silent_beats.remove(&style);
-    if crate::roll::is_one_line(crate::roll::one_voice_share(&own)) {
-        new_card.single_line.insert(style);
-    }
-    new_card.voices.remove(&style);
-    if let Some(n) = crate::roll::fixed_voices(crate::roll::steady_voices(&own)) {
-        new_card.voices.insert(style, n);
-    }
     if let Some(profile) = crate::roll::KeyProfile::measure(&own) {
         new_card.key_profiles.resize(new_card.styles.len(), None);
         if let Some(slot) = new_card.key_profiles.get_mut(style.index()) {

@@ -259,7 +259,7 @@ impl Pipeline {
             });
             let project = |x0: Tensor<4>| -> Tensor<4> {
                 let imposed: Vec<Roll> = self
-                    .decode(x0, &styles)
+                    .decode(x0)
                     .into_iter()
                     .zip(&context)
                     .map(|((drawn, _), context)| impose(&drawn, context, kept, &in_window))
@@ -446,7 +446,7 @@ impl Pipeline {
             let level = strength * (std::f32::consts::PI * lambda).sin();
             let t = ((TRAIN_STEPS - 1) as f32 * level).round() as usize;
             let roll = if t == 0 {
-                self.decode(z, &[style]).remove(0).0
+                self.decode(z).remove(0).0
             } else {
                 let mut sub = window_request(request, 1, 0);
                 sub.steps = ((request.steps as f32 * level).ceil() as usize).max(1);
