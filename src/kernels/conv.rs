@@ -331,8 +331,22 @@ fn samples_to_side(g: usize, c: usize, n: usize, samples: &[f32], side: &mut [f3
 }
 
 /// Forward: `x [batch, c_in, h, w]`, `weight [c_out, c_in, kh, kw]`, optional `bias [c_out]`;
-/// returns `[batch, c_out, h', w']`.
+/// returns `[batch, c_out, h', w']`. Direct kernels where the CPU and shape allow
+/// (`direct.rs`), im2col and gemm otherwise.
 pub fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    if super::direct::covers(s) {
+        return super::direct::forward(s, x, weight, bias);
+    }
+    forward_im2col(s, x, weight, bias)
+}
+
+/// [`forward`] as im2col and one gemm per group of samples, for every supported shape.
+pub(super) fn forward_im2col(
+    s: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     assert!(s.is_supported(), "unsupported convolution {s:?}");
     assert_eq!(x.len(), s.batch * s.in_len());
     assert_eq!(weight.len(), s.c_out * s.k());
@@ -369,6 +383,9 @@ pub fn backward_input(s: &ConvShape, dy: &[f32], weight: &[f32]) -> Vec<f32> {
     assert!(s.is_supported(), "unsupported convolution {s:?}");
     assert_eq!(dy.len(), s.batch * s.out_len());
     let (k, n) = (s.k(), s.n());
+    if super::direct::covers(s) {
+        return super::direct::backward_input(s, dy, weight);
+    }
     if s.stride == [1, 1] && !s.is_pointwise() {
         // At stride 1, dX is the "full" convolution of dY with the kernel flipped in space
         // and with its channel axes swapped; padding k-1-p brings it back to h×w.
@@ -426,7 +443,7 @@ fn with_output_gradient<R>(
 }
 
 /// `weight [c_out, c_in, kh, kw]` as `[c_in, c_out, kh, kw]`, flipped in both spatial axes.
-fn flip_transpose(s: &ConvShape, weight: &[f32]) -> Vec<f32> {
+pub(super) fn flip_transpose(s: &ConvShape, weight: &[f32]) -> Vec<f32> {
     let (kh, kw) = (s.kh, s.kw);
     let mut out = vec![0.0f32; weight.len()];
     for co in 0..s.c_out {
@@ -443,6 +460,14 @@ fn flip_transpose(s: &ConvShape, weight: &[f32]) -> Vec<f32> {
 
 /// Gradient of the weight, `[c_out, c_in, kh, kw]`, from the input `x` and output gradient `dy`.
 pub fn backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if super::direct::covers_weight(s) {
+        return super::direct::backward_weight(s, x, dy);
+    }
+    backward_weight_im2col(s, x, dy)
+}
+
+/// [`backward_weight`] as one gemm per group of samples over their im2col matrix.
+pub(super) fn backward_weight_im2col(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert!(s.is_supported(), "unsupported convolution {s:?}");
     assert_eq!(x.len(), s.batch * s.in_len());
     assert_eq!(dy.len(), s.batch * s.out_len());

@@ -12,7 +12,9 @@
 
 mod backend;
 pub mod conv;
+mod direct;
 pub mod norm;
+mod vector;
 
 use std::cell::{Cell, RefCell};
 

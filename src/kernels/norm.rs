@@ -43,6 +43,9 @@ fn sigmoid(v: f32) -> f32 {
 
 /// Mean and reciprocal standard deviation of one group (two passes, as burn computes them).
 fn statistics(x: &[f32], epsilon: f32) -> (f32, f32) {
+    if let Some((mean, var)) = super::vector::mean_and_variance(x) {
+        return (mean, 1.0 / (var + epsilon).sqrt());
+    }
     let n = x.len() as f32;
     let mean = x.iter().sum::<f32>() / n;
     let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
@@ -89,6 +92,9 @@ pub fn forward(s: &NormShape, x: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32
             let channel = g * per_group + c;
             let scale = gamma[channel] * rstd;
             let shift = beta[channel] - mean * scale;
+            if super::vector::affine(xc, oc, scale, shift, s.silu) {
+                continue;
+            }
             for (o, v) in oc.iter_mut().zip(xc) {
                 let y = v * scale + shift;
                 *o = if s.silu { y * sigmoid(y) } else { y };
@@ -169,20 +175,9 @@ fn backward_group(s: &NormShape, g: usize, group: Group<'_>, gamma: &[f32], beta
     {
         let channel = g * per_group + c;
         let (gm, bt) = (gamma[channel], beta[channel]);
-        let (mut dbeta, mut dgamma) = (0.0f32, 0.0f32);
-        for ((v, d), out) in xc.iter().zip(dyc).zip(dxc.iter_mut()) {
-            let xhat = (v - mean) * rstd;
-            let d0 = if s.silu {
-                let y = xhat * gm + bt;
-                let sg = sigmoid(y);
-                d * sg * (1.0 + y * (1.0 - sg))
-            } else {
-                *d
-            };
-            dbeta += d0;
-            dgamma += d0 * xhat;
-            *out = d0;
-        }
+        let (dgamma, dbeta) =
+            super::vector::backward_first(xc, dyc, dxc, mean, rstd, gm, bt, s.silu)
+                .unwrap_or_else(|| backward_first(s.silu, xc, dyc, dxc, mean, rstd, gm, bt));
         group.sums[2 * c] = dgamma;
         group.sums[2 * c + 1] = dbeta;
         sum_dxhat += dbeta * gm;
@@ -198,9 +193,43 @@ fn backward_group(s: &NormShape, g: usize, group: Group<'_>, gamma: &[f32], beta
         .enumerate()
     {
         let gm = gamma[g * per_group + c];
+        if super::vector::backward_second(xc, dxc, mean, rstd, gm, [m1, m2]) {
+            continue;
+        }
         for (v, out) in xc.iter().zip(dxc.iter_mut()) {
             let xhat = (v - mean) * rstd;
             *out = rstd * (*out * gm - m1 - xhat * m2);
         }
     }
+}
+
+/// The scalar first pass of one channel (see `super::vector::backward_first`).
+#[allow(clippy::too_many_arguments)]
+fn backward_first(
+    silu: bool,
+    xc: &[f32],
+    dyc: &[f32],
+    dxc: &mut [f32],
+    mean: f32,
+    rstd: f32,
+    gm: f32,
+    bt: f32,
+) -> (f32, f32) {
+    let (mut dbeta, mut dgamma) = (0.0f32, 0.0f32);
+    {
+        for ((v, d), out) in xc.iter().zip(dyc).zip(dxc.iter_mut()) {
+            let xhat = (v - mean) * rstd;
+            let d0 = if silu {
+                let y = xhat * gm + bt;
+                let sg = sigmoid(y);
+                d * sg * (1.0 + y * (1.0 - sg))
+            } else {
+                *d
+            };
+            dbeta += d0;
+            dgamma += d0 * xhat;
+            *out = d0;
+        }
+    }
+    (dgamma, dbeta)
 }
