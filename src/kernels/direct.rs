@@ -41,27 +41,6 @@ pub fn covers(s: &ConvShape) -> bool {
     s.stride == [1, 1] && s.kh * s.kw > 1 && s.is_supported() && available()
 }
 
-/// The padded geometry of one sample.
-struct Plane {
-    /// Padded width.
-    wp: usize,
-    /// Positions computed per output channel (`h'·Wp`) rounded up to whole vectors.
-    positions: usize,
-    /// Floats per padded input channel: the plane and the slack the last vector reads past it.
-    len: usize,
-}
-
-impl Plane {
-    fn of(s: &ConvShape) -> Plane {
-        let (wp, hp) = (s.w + 2 * s.pad[1], s.h + 2 * s.pad[0]);
-        let positions = (s.out_h() * wp).div_ceil(LANES) * LANES;
-        // The last vector of the last tap reads up to positions − 1 + (kh−1)·Wp + kw − 1.
-        let reach = positions + (s.kh - 1) * wp + s.kw - 1;
-        let len = reach.max(hp * wp).div_ceil(LANES) * LANES;
-        Plane { wp, positions, len }
-    }
-}
-
 thread_local! {
     static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -84,31 +63,6 @@ fn with_scratch<R>(
         }
         Err(_) => f(&mut vec![0.0; len]),
     })
-}
-
-/// Copies channel planes `[h, w]` into zero-padded planes of `plane.len` floats.
-fn pad_into(s: &ConvShape, plane: &Plane, src: &[f32], dst: &mut [f32]) {
-    let (h, w) = (s.h, s.w);
-    let [ph, pw] = s.pad;
-    let fill = |(channel, out): (&[f32], &mut [f32])| {
-        out[..ph * plane.wp + pw].fill(0.0);
-        for y in 0..h {
-            let row = (y + ph) * plane.wp + pw;
-            out[row..row + w].copy_from_slice(&channel[y * w..][..w]);
-            // The right padding of this row and the left padding of the next.
-            let next = if y + 1 < h { row + plane.wp } else { out.len() };
-            out[row + w..next].fill(0.0);
-        }
-    };
-    if src.len() >= 1 << 15 {
-        src.par_chunks_exact(h * w)
-            .zip(dst.par_chunks_exact_mut(plane.len))
-            .for_each(fill);
-    } else {
-        src.chunks_exact(h * w)
-            .zip(dst.chunks_exact_mut(plane.len))
-            .for_each(fill);
-    }
 }
 
 /// Where the kernel finds weight (output channel `o`, input channel `i`, tap `t`):
@@ -240,9 +194,11 @@ fn run(
     let (oh, ow) = (s.out_h(), s.out_w());
     let blocks = s.c_out.div_ceil(CO);
     let chunks = stack.vectors.div_ceil(CHUNK);
-    let mut out = vec![0.0f32; s.batch * s.c_out * oh * ow];
+    // Every element is written below before the length is set: zeroing it first would be
+    // one more pass over the output.
+    let out_len = s.batch * s.c_out * oh * ow;
+    let mut out = Vec::<f32>::with_capacity(out_len);
     let out_ptr = SendPtr(out.as_mut_ptr());
-    let out_len = out.len();
     with_scratch(&PADDED, s.c_in * stack.len, |padded| {
         pad_stacked(s, &stack, x, padded);
         let padded = &*padded;
@@ -315,70 +271,74 @@ fn run(
             (0..tasks).for_each(task);
         }
     });
+    // SAFETY: the tasks wrote every element: the chunks cover positions 0 to
+    // `stack.vectors · 16`, past every output's position, and the blocks every channel.
+    unsafe { out.set_len(out_len) };
     out
 }
 
 /// Whether [`backward_weight`] runs this convolution: 3×3 at stride 1 on maps of 16×16 or
-/// more, on a CPU with AVX-512. Smaller maps give each tile a few vectors, too few to pay for
-/// loading and storing its 27 sums; the im2col gemm over many samples at once wins there
-/// (measured: 4×4 maps of 128 channels at batch 16, 8 against 27-101 GFLOP/s).
+/// more, on a CPU with AVX-512. On smaller maps most stacked positions are padding (36 for
+/// the 16 outputs of a 4×4 map), which the im2col gemm does not pay for: measured on a
+/// training step of the shipped UNet, 690 ms with every map here against 505-575 ms with
+/// 8×8 and 4×4 maps left to the gemm.
 pub fn covers_weight(s: &ConvShape) -> bool {
-    s.kh == 3 && s.kw == 3 && covers(s) && Plane::of(s).positions >= 256
+    s.kh == 3 && s.kw == 3 && s.out_h() * s.out_w() >= 256 && covers(s)
 }
 
 /// Output channels per weight-gradient tile (each with all nine taps in registers).
 const WCO: usize = 3;
-/// Samples whose padded inputs a thread sweeps before moving to the next output channels:
-/// about a megabyte of them at our sizes, so they are read again from L2, not from memory.
-const SAMPLES_PER_SWEEP: usize = 4;
+/// Input a thread sweeps before moving to the next output channels: about a megabyte at
+/// our sizes, so it is read again from L2, not from memory.
+const SWEEP_BYTES: usize = 1 << 20;
 
 /// Gradient of the weight of the 3×3 stride-1 convolution `s`, `[c_out, c_in, 3, 3]`, from
-/// the input `x` and the output gradient `dy`: `dW[o, i, t] = Σ_b Σ_p dy[b, o, p] · x[b, i,
-/// p + offset(t)]` over the padded planes, with the output gradient laid out at the padded
-/// width (zeros in the columns past each row) so that one vector of it meets one vector of
-/// input per tap.
+/// the input `x` and the output gradient `dy`: `dW[o, i, t] = Σ_q dy[o, q] · x[i, q +
+/// offset(t)]` over the stacked padded planes of [`Stack`], with the output gradient laid out
+/// the same way (zeros at the positions that are not outputs), so that one vector of it meets
+/// one vector of input per tap, across samples.
 pub fn backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert!(
         covers_weight(s),
         "direct weight gradient does not cover {s:?}"
     );
-    let plane = Plane::of(s);
+    let stack = Stack::of(s);
     let (oh, ow) = (s.out_h(), s.out_w());
     assert_eq!(x.len(), s.batch * s.c_in * s.h * s.w);
     assert_eq!(dy.len(), s.batch * s.c_out * oh * ow);
-    let offsets: [usize; 9] = std::array::from_fn(|t| (t / 3) * plane.wp + t % 3);
+    let offsets: [usize; 9] = std::array::from_fn(|t| (t / 3) * stack.wp + t % 3);
     let blocks = s.c_out.div_ceil(WCO);
+    let dy_len = stack.vectors * LANES;
+    let sweep = (SWEEP_BYTES / (s.c_in * LANES * 4)).max(1);
     let mut dw = vec![0.0f32; s.c_out * s.c_in * 9];
-    with_scratch(&PADDED, s.batch * s.c_in * plane.len, |padded| {
-        pad_into(s, &plane, x, padded);
-        with_scratch(&SPREAD, s.batch * s.c_out * plane.positions, |spread| {
-            spread_rows(s, &plane, dy, spread);
+    with_scratch(&PADDED, s.c_in * stack.len, |padded| {
+        pad_stacked(s, &stack, x, padded);
+        with_scratch(&SPREAD, s.c_out * dy_len, |spread| {
+            spread_stacked(s, &stack, dy, spread);
             let (padded, spread) = (&*padded, &*spread);
             // WCO × 9 partial sums per (block of output channels, input channel), blocks
             // outer so that a thread's run of tasks shares the output gradient.
             let mut sums = vec![[[0.0f32; LANES]; WCO * 9]; blocks * s.c_in];
-            for b0 in (0..s.batch).step_by(SAMPLES_PER_SWEEP) {
-                let samples = SAMPLES_PER_SWEEP.min(s.batch - b0);
+            for v0 in (0..stack.vectors).step_by(sweep) {
+                let vectors = sweep.min(stack.vectors - v0);
                 let task = |(i, sum): (usize, &mut WeightSums)| {
                     let (block, ci) = (i / s.c_in, i % s.c_in);
                     // Lanes past the last channel repeat it; their sums are dropped below.
                     let lane = |l: usize| (block * WCO + l).min(s.c_out - 1);
-                    for b in b0..b0 + samples {
-                        let dy_at = |l: usize| (b * s.c_out + lane(l)) * plane.positions;
-                        let x_at = (b * s.c_in + ci) * plane.len;
-                        // The reads stay in the buffers: a plane's vectors end at `positions`,
-                        // the input's last tap within `Plane::len`.
-                        assert!(dy_at(WCO - 1) + plane.positions <= spread.len());
-                        assert!(x_at + plane.len <= padded.len());
-                        let args = WeightTileArgs {
-                            dy: std::array::from_fn(|l| spread.as_ptr().wrapping_add(dy_at(l))),
-                            x: padded.as_ptr().wrapping_add(x_at),
-                            offsets,
-                            vectors: plane.positions / LANES,
-                        };
-                        // SAFETY: AVX-512F (`covers`); the reads are within the buffers.
-                        unsafe { weight_tile(args, sum) };
-                    }
+                    let dy_at = |l: usize| lane(l) * dy_len + v0 * LANES;
+                    let x_at = ci * stack.len + v0 * LANES;
+                    // The reads stay in the buffers: a channel's vectors end at `dy_len`, the
+                    // input's last tap within `Stack::len`.
+                    assert!(dy_at(WCO - 1) + vectors * LANES <= spread.len());
+                    assert!(x_at + vectors * LANES + offsets[8] <= padded.len());
+                    let args = WeightTileArgs {
+                        dy: std::array::from_fn(|l| spread.as_ptr().wrapping_add(dy_at(l))),
+                        x: padded.as_ptr().wrapping_add(x_at),
+                        offsets,
+                        vectors,
+                    };
+                    // SAFETY: AVX-512F (`covers`); the reads are within the buffers.
+                    unsafe { weight_tile(args, sum) };
                 };
                 if rayon::current_num_threads() > 1 {
                     sums.par_iter_mut().enumerate().for_each(task);
@@ -402,25 +362,28 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     dw
 }
 
-/// `dy [batch, c_out, h', w']` at the padded width: rows `Wp` apart, zeros past each row's
-/// `w'` values and up to `plane.positions`.
-fn spread_rows(s: &ConvShape, plane: &Plane, dy: &[f32], out: &mut [f32]) {
+/// `dy [batch, c_out, h', w']` as `[c_out][stack.vectors · 16]`: output (b, ·, y, x) at
+/// position `b·Hp·Wp + y·Wp + x`, zeros everywhere else.
+fn spread_stacked(s: &ConvShape, stack: &Stack, dy: &[f32], out: &mut [f32]) {
     let (oh, ow) = (s.out_h(), s.out_w());
-    let fill = |(src, dst): (&[f32], &mut [f32])| {
-        for (y, row) in src.chunks_exact(ow).enumerate() {
-            dst[y * plane.wp..][..ow].copy_from_slice(row);
-            dst[y * plane.wp + ow..(y + 1) * plane.wp].fill(0.0);
+    let fill = |(co, dst): (usize, &mut [f32])| {
+        let (planes, tail) = dst.split_at_mut(s.batch * stack.plane);
+        for (b, plane) in planes.chunks_exact_mut(stack.plane).enumerate() {
+            let src = &dy[(b * s.c_out + co) * oh * ow..][..oh * ow];
+            let (rows, rest) = plane.split_at_mut(oh * stack.wp);
+            for (row, values) in rows.chunks_exact_mut(stack.wp).zip(src.chunks_exact(ow)) {
+                row[..ow].copy_from_slice(values);
+                row[ow..].fill(0.0);
+            }
+            rest.fill(0.0);
         }
-        dst[oh * plane.wp..].fill(0.0);
+        tail.fill(0.0);
     };
+    let len = stack.vectors * LANES;
     if dy.len() >= 1 << 15 {
-        dy.par_chunks_exact(oh * ow)
-            .zip(out.par_chunks_exact_mut(plane.positions))
-            .for_each(fill);
+        out.par_chunks_exact_mut(len).enumerate().for_each(fill);
     } else {
-        dy.chunks_exact(oh * ow)
-            .zip(out.chunks_exact_mut(plane.positions))
-            .for_each(fill);
+        out.chunks_exact_mut(len).enumerate().for_each(fill);
     }
 }
 
