@@ -11,6 +11,8 @@
 use std::cell::RefCell;
 
 use gemm::Parallelism;
+
+use super::with_scratch;
 use rayon::prelude::*;
 
 /// Shape of one convolution.
@@ -40,6 +42,21 @@ impl ConvShape {
             && self.h + 2 * self.pad[0] >= self.kh
             && self.w + 2 * self.pad[1] >= self.kw
             && self.batch * self.c_in * self.c_out * self.h * self.w > 0
+    }
+
+    /// At stride 1, the convolution whose output is this one's input gradient: from the
+    /// output gradient, with the kernel flipped and its channel axes swapped; padding
+    /// `k − 1 − p` brings the "full" convolution back to `h × w`.
+    pub(super) fn transposed(&self) -> ConvShape {
+        debug_assert_eq!(self.stride, [1, 1]);
+        ConvShape {
+            c_in: self.c_out,
+            h: self.out_h(),
+            w: self.out_w(),
+            c_out: self.c_in,
+            pad: [self.kh - 1 - self.pad[0], self.kw - 1 - self.pad[1]],
+            ..*self
+        }
     }
 
     pub fn out_h(&self) -> usize {
@@ -99,20 +116,6 @@ thread_local! {
     // faults comparable to the gemm itself.
     static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static PIXELS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-fn with_buffer<R>(
-    key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
-    len: usize,
-    f: impl FnOnce(&mut [f32]) -> R,
-) -> R {
-    key.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        if buf.len() < len {
-            buf.resize(len, 0.0);
-        }
-        f(&mut buf[..len])
-    })
 }
 
 /// Fills the `kh·kw` rows of `col` (`ld` apart, `H'W'` values each) with the windows of one
@@ -243,15 +246,17 @@ fn matmul(
     }
 }
 
-/// The output pointer shared by the column blocks of [`matmul`], which write disjoint columns.
+/// An output pointer shared by tasks that write disjoint elements of it: the column blocks of
+/// [`matmul`], the tiles of the direct kernels.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: see `matmul`: the blocks sharing it write disjoint elements.
+pub(super) struct SendPtr(pub(super) *mut f32);
+// SAFETY: every user shares it only among tasks that write disjoint elements (see `matmul`
+// and `direct::run`).
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }
@@ -297,7 +302,7 @@ fn with_columns<R>(
             im2col(s, plane, &mut block[j * n..], ld);
         }
     };
-    with_buffer(&COLUMNS, s.k() * ld, |col| {
+    with_scratch(&COLUMNS, s.k() * ld, |col| {
         if s.gemm_threads() {
             col.par_chunks_mut(rows * ld)
                 .enumerate()
@@ -368,7 +373,7 @@ pub(super) fn forward_im2col(
             if g == 1 {
                 run(og);
             } else {
-                with_buffer(&PIXELS, s.c_out * g * n, |y| {
+                with_scratch(&PIXELS, s.c_out * g * n, |y| {
                     run(y);
                     side_to_samples(g, s.c_out, n, y, og);
                 });
@@ -390,16 +395,7 @@ pub fn backward_input(s: &ConvShape, dy: &[f32], weight: &[f32]) -> Vec<f32> {
         // At stride 1, dX is the "full" convolution of dY with the kernel flipped in space
         // and with its channel axes swapped; padding k-1-p brings it back to h×w.
         let flipped = flip_transpose(s, weight);
-        let t = ConvShape {
-            c_in: s.c_out,
-            h: s.out_h(),
-            w: s.out_w(),
-            c_out: s.c_in,
-            pad: [s.kh - 1 - s.pad[0], s.kw - 1 - s.pad[1]],
-            ..*s
-        };
-        debug_assert_eq!((t.out_h(), t.out_w()), (s.h, s.w));
-        return forward(&t, dy, &flipped, None);
+        return forward(&s.transposed(), dy, &flipped, None);
     }
     let threads = s.gemm_threads();
     let mut dx = vec![0.0f32; s.batch * s.in_len()];
@@ -412,7 +408,7 @@ pub fn backward_input(s: &ConvShape, dy: &[f32], weight: &[f32]) -> Vec<f32> {
                 matmul(k, n, s.c_out, dxg, false, wt, dyg, threads);
                 return;
             }
-            with_buffer(&COLUMNS, k * g * n, |col| {
+            with_scratch(&COLUMNS, k * g * n, |col| {
                 matmul(k, g * n, s.c_out, col, false, wt, dyg, threads);
                 for j in 0..g {
                     let dxb = &mut dxg[j * s.in_len()..][..s.in_len()];
@@ -436,7 +432,7 @@ fn with_output_gradient<R>(
     if g == 1 {
         return f(samples);
     }
-    with_buffer(&PIXELS, g * s.out_len(), |side| {
+    with_scratch(&PIXELS, g * s.out_len(), |side| {
         samples_to_side(g, s.c_out, s.n(), samples, side);
         f(side)
     })
@@ -526,6 +522,7 @@ pub fn backward_bias(s: &ConvShape, dy: &[f32]) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values as values;
     use super::*;
 
     /// The convolution written out as its definition, in f64.
@@ -559,15 +556,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
-                (v % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
     }
 
     #[test]

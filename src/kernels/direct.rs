@@ -13,6 +13,9 @@
 
 use std::cell::RefCell;
 
+use super::conv::SendPtr;
+use super::with_scratch;
+
 use rayon::prelude::*;
 
 use super::conv::ConvShape;
@@ -47,24 +50,6 @@ thread_local! {
     static SPREAD: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on a zeroed-or-stale scratch buffer of `len` floats kept by this thread (a fresh
-/// one if the thread's is already in use further up its stack).
-fn with_scratch<R>(
-    key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
-    len: usize,
-    f: impl FnOnce(&mut [f32]) -> R,
-) -> R {
-    key.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            if buf.len() < len {
-                buf.resize(len, 0.0);
-            }
-            f(&mut buf[..len])
-        }
-        Err(_) => f(&mut vec![0.0; len]),
-    })
-}
-
 /// Where the kernel finds weight (output channel `o`, input channel `i`, tap `t`):
 /// `origin + o·lane + i·channel + t·tap` in the weight slice. The forward pass reads the
 /// `[c_out, c_in, kh, kw]` weight as it is; the input gradient reads the same slice with the
@@ -94,15 +79,7 @@ pub fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -
 /// output gradient `dy`: the "full" convolution of `dy` with the kernel flipped in space and
 /// its channel axes swapped (padding `k − 1 − p` brings it back to `h × w`).
 pub fn backward_input(s: &ConvShape, dy: &[f32], weight: &[f32]) -> Vec<f32> {
-    let t = ConvShape {
-        c_in: s.c_out,
-        h: s.out_h(),
-        w: s.out_w(),
-        c_out: s.c_in,
-        pad: [s.kh - 1 - s.pad[0], s.kw - 1 - s.pad[1]],
-        ..*s
-    };
-    debug_assert_eq!((t.out_h(), t.out_w()), (s.h, s.w));
+    let t = s.transposed();
     let taps = (s.kh * s.kw) as isize;
     let layout = WeightLayout {
         origin: taps - 1,
@@ -456,19 +433,6 @@ macro_rules! weight_kernel {
 weight_kernel!(0: a0 b0 c0 x0, 1: a1 b1 c1 x1, 2: a2 b2 c2 x2, 3: a3 b3 c3 x3, 4: a4 b4 c4 x4,
     5: a5 b5 c5 x5, 6: a6 b6 c6 x6, 7: a7 b7 c7 x7, 8: a8 b8 c8 x8);
 
-/// The output of [`run`], written by its tasks at disjoint elements.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: see `run`: the tasks sharing it write disjoint elements.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// The weights of one block of output channels: the index of each lane's first weight
 /// (input channel 0, tap 0) in `values`, and how to walk from there.
 struct Weights<'a> {
@@ -663,17 +627,8 @@ tile_kernel!(tile1, [0], [x0], [a0], [b0_], [c0], [d0]);
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv;
+    use super::super::{conv, test_values as values};
     use super::*;
-
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
-                (v % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
 
     fn close(ours: &[f32], theirs: &[f32], s: &ConvShape) {
         assert_eq!(ours.len(), theirs.len());

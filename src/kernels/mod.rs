@@ -31,6 +31,35 @@ thread_local! {
     static RECORDED: RefCell<Option<Vec<conv::ConvShape>>> = const { RefCell::new(None) };
 }
 
+/// Runs `f` on a zeroed-or-stale scratch buffer of `len` floats kept by this thread (a fresh
+/// one if the thread's is already in use further up its stack).
+fn with_scratch<R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
+}
+
+/// Values in [−1, 1] that look random enough for the kernels' tests.
+#[cfg(test)]
+fn test_values(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+            (v % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
 /// Runs `f` and returns, beside its result, the shape of every convolution it ran on this
 /// thread through [`conv2d`] (in call order): what a model asks of the kernels.
 pub fn record_shapes<R>(f: impl FnOnce() -> R) -> (R, Vec<conv::ConvShape>) {

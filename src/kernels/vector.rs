@@ -271,15 +271,12 @@ mod imp {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values;
     use super::*;
 
+    /// Values in [−4, 4].
     fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
-                (v % 2001) as f32 / 250.0 - 4.0
-            })
-            .collect()
+        test_values(len, seed).iter().map(|v| 4.0 * v).collect()
     }
 
     fn silu(y: f32) -> f32 {
