@@ -11,9 +11,9 @@
 use std::cell::RefCell;
 
 use gemm::Parallelism;
+use rayon::prelude::*;
 
 use super::with_scratch;
-use rayon::prelude::*;
 
 /// Shape of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

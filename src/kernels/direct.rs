@@ -1,24 +1,24 @@
 //! Direct stride-1 convolution for x86-64 CPUs with AVX-512, found at run time: the forward
-//! pass, and through it the input gradient, without an im2col matrix.
+//! pass, through it the input gradient, and the 3×3 weight gradient, without an im2col matrix.
 //!
 //! Why: the im2col path writes every input value `kh·kw` times and gemm packs that matrix once
 //! more, so at our sizes (8 to 128 channels, 4×4 to 32×32 maps) two memory passes over nine
 //! times the input cost as much as the multiply-adds. Here each input channel is copied once
-//! into a zero-padded plane; on a plane `Wp = w + 2·pad` wide, output position `p` of row-major
-//! `[h', Wp]` reads input `p + ky·Wp + kx` for tap (ky, kx), so sixteen neighbouring outputs
-//! read sixteen neighbouring inputs, one vector load, whatever the map's width (the `kw − 1`
-//! columns past each row's end are computed and dropped). A register tile of 4 output channels
-//! × 6 vectors of 16 positions stays in registers through every input channel and tap: per tap,
-//! 4 weight broadcasts and 6 loads feed 24 fused multiply-adds.
+//! into zero-padded planes, the samples' planes one after another ([`Stack`]); on a plane
+//! `Wp = w + 2·pad` wide, output position `q` reads input `q + ky·Wp + kx` for tap (ky, kx), so
+//! sixteen neighbouring outputs read sixteen neighbouring inputs, one vector load, whatever the
+//! map's size (the `kw − 1` columns past each row's end and the rows between samples are
+//! computed and dropped). A register tile of 4 output channels × 6 vectors of 16 positions
+//! stays in registers through every input channel and tap: per tap, 4 weight broadcasts and 6
+//! loads feed 24 fused multiply-adds.
 
 use std::cell::RefCell;
 
-use super::conv::SendPtr;
-use super::with_scratch;
-
 use rayon::prelude::*;
 
-use super::conv::ConvShape;
+use super::avx512;
+use super::conv::{ConvShape, SendPtr};
+use super::with_scratch;
 
 /// Output channels per register tile.
 const CO: usize = 4;
@@ -26,22 +26,10 @@ const CO: usize = 4;
 const V: usize = 6;
 const LANES: usize = 16;
 
-/// Whether this CPU runs the kernels here.
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// Whether [`forward`] runs this convolution: stride 1 with a real window (1×1 convolutions
 /// are plain gemms already), on a CPU with AVX-512.
 pub fn covers(s: &ConvShape) -> bool {
-    s.stride == [1, 1] && s.kh * s.kw > 1 && s.is_supported() && available()
+    s.stride == [1, 1] && s.kh * s.kw > 1 && s.is_supported() && avx512()
 }
 
 thread_local! {
@@ -205,7 +193,7 @@ fn run(
             };
             let ld = CHUNK * LANES;
             with_scratch(&ROWS, CO * ld, |rows| {
-                // SAFETY: `available()` held in `covers`; `channels_tile` checks the rest.
+                // SAFETY: `avx512()` held in `covers`; `channels_tile` checks the rest.
                 unsafe { channels_tile(&operands, &weights, bias_block, rows, ld, vectors) };
                 // The valid positions of the chunk go to their outputs: (b, co, y, ·) is the
                 // run of w' positions from q = b·Hp·Wp + y·Wp.
@@ -257,8 +245,8 @@ fn run(
 /// Whether [`backward_weight`] runs this convolution: 3×3 at stride 1 on maps of 16×16 or
 /// more, on a CPU with AVX-512. On smaller maps most stacked positions are padding (36 for
 /// the 16 outputs of a 4×4 map), which the im2col gemm does not pay for: measured on a
-/// training step of the shipped UNet, 690 ms with every map here against 505-575 ms with
-/// 8×8 and 4×4 maps left to the gemm.
+/// training step of the shipped UNet, 690 ms with every map here against 570-600 ms with
+/// 8×8 and 4×4 maps left to the gemm (docs/experiments.md, 2026-12-06).
 pub fn covers_weight(s: &ConvShape) -> bool {
     s.kh == 3 && s.kw == 3 && s.out_h() * s.out_w() >= 256 && covers(s)
 }
@@ -364,8 +352,8 @@ fn spread_stacked(s: &ConvShape, stack: &Stack, dy: &[f32], out: &mut [f32]) {
     }
 }
 
-/// A weight-gradient tile's operands: each lane's output gradient and the input channel of
-/// one sample, the nine tap offsets, and vectors of positions in the plane.
+/// A weight-gradient tile's operands: each lane's output gradient and the input channel at the
+/// sweep's first position, the nine tap offsets, and the sweep's vectors of positions.
 struct WeightTileArgs {
     dy: [*const f32; WCO],
     x: *const f32,
@@ -373,10 +361,10 @@ struct WeightTileArgs {
     vectors: usize,
 }
 
-/// `WCO × 9` partial sums, sixteen lanes each, carried from one sample to the next.
+/// `WCO × 9` partial sums, sixteen lanes each, carried from one sweep to the next.
 type WeightSums = [[f32; LANES]; WCO * 9];
 
-/// Adds one sample's `WCO` (3) output channels × 9 taps of one input channel to `sums`:
+/// Adds one sweep's `WCO` (3) output channels × 9 taps of one input channel to `sums`:
 /// 27 accumulators and one input pointer per tap, named one by one for the reason
 /// [`tile_kernel`] gives; one loop, so the registers stay put.
 macro_rules! weight_kernel {
@@ -642,7 +630,7 @@ mod tests {
 
     #[test]
     fn matches_the_im2col_path() {
-        if !available() {
+        if !avx512() {
             return;
         }
         for (batch, c_in, c_out, h, w, k, pad) in [

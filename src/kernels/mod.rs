@@ -31,6 +31,19 @@ thread_local! {
     static RECORDED: RefCell<Option<Vec<conv::ConvShape>>> = const { RefCell::new(None) };
 }
 
+/// Whether this CPU has AVX-512F, which the direct convolutions and the vector loops of
+/// GroupNorm need (std caches the answer).
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Runs `f` on a zeroed-or-stale scratch buffer of `len` floats kept by this thread (a fresh
 /// one if the thread's is already in use further up its stack).
 fn with_scratch<R>(

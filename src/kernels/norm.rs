@@ -177,7 +177,7 @@ fn backward_group(s: &NormShape, g: usize, group: Group<'_>, gamma: &[f32], beta
         let (gm, bt) = (gamma[channel], beta[channel]);
         let (dgamma, dbeta) =
             super::vector::backward_first(xc, dyc, dxc, mean, rstd, gm, bt, s.silu)
-                .unwrap_or_else(|| backward_first(s.silu, xc, dyc, dxc, mean, rstd, gm, bt));
+                .unwrap_or_else(|| backward_first(xc, dyc, dxc, mean, rstd, gm, bt, s.silu));
         group.sums[2 * c] = dgamma;
         group.sums[2 * c + 1] = dbeta;
         sum_dxhat += dbeta * gm;
@@ -206,7 +206,6 @@ fn backward_group(s: &NormShape, g: usize, group: Group<'_>, gamma: &[f32], beta
 /// The scalar first pass of one channel (see `super::vector::backward_first`).
 #[allow(clippy::too_many_arguments)]
 fn backward_first(
-    silu: bool,
     xc: &[f32],
     dyc: &[f32],
     dxc: &mut [f32],
@@ -214,22 +213,21 @@ fn backward_first(
     rstd: f32,
     gm: f32,
     bt: f32,
+    silu: bool,
 ) -> (f32, f32) {
     let (mut dbeta, mut dgamma) = (0.0f32, 0.0f32);
-    {
-        for ((v, d), out) in xc.iter().zip(dyc).zip(dxc.iter_mut()) {
-            let xhat = (v - mean) * rstd;
-            let d0 = if silu {
-                let y = xhat * gm + bt;
-                let sg = sigmoid(y);
-                d * sg * (1.0 + y * (1.0 - sg))
-            } else {
-                *d
-            };
-            dbeta += d0;
-            dgamma += d0 * xhat;
-            *out = d0;
-        }
+    for ((v, d), out) in xc.iter().zip(dyc).zip(dxc.iter_mut()) {
+        let xhat = (v - mean) * rstd;
+        let d0 = if silu {
+            let y = xhat * gm + bt;
+            let sg = sigmoid(y);
+            d * sg * (1.0 + y * (1.0 - sg))
+        } else {
+            *d
+        };
+        dbeta += d0;
+        dgamma += d0 * xhat;
+        *out = d0;
     }
     (dgamma, dbeta)
 }

@@ -6,11 +6,11 @@
 //! training step that way. Sums run in sixteen lanes, so they round differently from a
 //! sequential sum, by float noise.
 
-use super::direct::available;
+use super::avx512;
 
 /// Mean and (biased) variance of `x`, or `None` without AVX-512.
 pub fn mean_and_variance(x: &[f32]) -> Option<(f32, f32)> {
-    if !available() || x.is_empty() {
+    if !avx512() || x.is_empty() {
         return None;
     }
     // SAFETY: AVX-512F is present (checked above); the kernel reads only within `x`.
@@ -19,7 +19,7 @@ pub fn mean_and_variance(x: &[f32]) -> Option<(f32, f32)> {
 
 /// `out = silu?(x · scale + shift)`; `false` (and nothing written) without AVX-512.
 pub fn affine(x: &[f32], out: &mut [f32], scale: f32, shift: f32, silu: bool) -> bool {
-    if !available() {
+    if !avx512() {
         return false;
     }
     assert_eq!(x.len(), out.len());
@@ -42,7 +42,7 @@ pub fn backward_first(
     beta: f32,
     silu: bool,
 ) -> Option<(f32, f32)> {
-    if !available() {
+    if !avx512() {
         return None;
     }
     assert!(x.len() == dy.len() && x.len() == d0.len());
@@ -60,7 +60,7 @@ pub fn backward_second(
     gamma: f32,
     m: [f32; 2],
 ) -> bool {
-    if !available() {
+    if !avx512() {
         return false;
     }
     assert_eq!(x.len(), dx.len());
@@ -250,10 +250,10 @@ mod imp {
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
     pub unsafe fn mean_and_variance(_: &[f32]) -> (f32, f32) {
-        unreachable!("available() is false off x86-64")
+        unreachable!("avx512() is false off x86-64")
     }
     pub unsafe fn affine(_: &[f32], _: &mut [f32], _: f32, _: f32, _: bool) {
-        unreachable!("available() is false off x86-64")
+        unreachable!("avx512() is false off x86-64")
     }
     pub unsafe fn backward_first(
         _: &[f32],
@@ -262,10 +262,10 @@ mod imp {
         _: [f32; 4],
         _: bool,
     ) -> (f32, f32) {
-        unreachable!("available() is false off x86-64")
+        unreachable!("avx512() is false off x86-64")
     }
     pub unsafe fn backward_second(_: &[f32], _: &mut [f32], _: [f32; 3], _: [f32; 2]) {
-        unreachable!("available() is false off x86-64")
+        unreachable!("avx512() is false off x86-64")
     }
 }
 
@@ -285,7 +285,7 @@ mod tests {
 
     #[test]
     fn agrees_with_scalar_loops() {
-        if !available() {
+        if !avx512() {
             return;
         }
         for n in [1, 5, 16, 17, 64, 100, 1024] {
